@@ -1,0 +1,215 @@
+"""The ``netspec`` command line. Exit codes: 0 fine, 1 spec errors, 2 usage or I/O problems.
+
+``check``, ``summary``, ``fmt``, ``schema`` and ``docs`` never import torch, so that
+editors and CI can call them on every save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from netspec import __version__
+
+EXAMPLES = {
+    "check": "netspec check specs/mnist.net\n  netspec check specs/*.net --format json\n"
+             "  netspec check specs/mnist.net --set train.epochs=2 --set dataset.batch=128",
+    "summary": "netspec summary specs/mnist.net\n  netspec summary specs/cifar10.net --format json",
+    "fmt": "netspec fmt specs/mnist.net            # print the formatted file\n"
+           "  netspec fmt --write specs/*.net        # rewrite in place\n"
+           "  netspec fmt --check specs/*.net        # exit 1 if any file would change (for CI)",
+    "schema": "netspec schema > netspec-ir.schema.json",
+    "docs": "netspec docs                            # print the generated reference\n"
+            "  netspec docs --write docs/language.md   # refresh its generated part",
+}
+
+
+class UsageError(Exception):
+    """A problem with how netspec was called (exit 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"netspec: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"netspec: error: cannot read {e.filename}: {e.strerror}" if e.filename else f"netspec: error: {e}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug in netspec: say so briefly, no traceback for users
+        if os.environ.get("NETSPEC_DEBUG"):
+            raise
+        print(f"netspec: internal error: {type(e).__name__}: {e}\n"
+              "Please report it with the spec that caused it (set NETSPEC_DEBUG=1 for a traceback).",
+              file=sys.stderr)
+        return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netspec", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="netspec: a declarative model-spec compiler for deep learning.",
+        epilog="examples:\n  netspec check specs/mnist.net\n  netspec summary specs/mnist.net\n\n"
+               "Run `netspec COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"netspec {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _check_cmd(sub)
+    _summary_cmd(sub)
+    _fmt_cmd(sub)
+    _command(sub, "schema", "print the JSON Schema of the IR", cmd_schema)
+    docs = _command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
+    docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
+    docs.add_argument("--check", metavar="FILE", help="exit 1 if the generated part of FILE is stale")
+    return parser
+
+
+def _command(sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:
+    p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                       epilog="examples:\n  " + EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
+def _compile_options(p: Any) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value before checking: train.epochs=2, dataset.batch=128, or a constant")
+    p.add_argument("--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE",
+                   help="memory estimate above which a spec is an error (default 4GiB; env NETSPEC_MAX_MEMORY)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+
+
+def _check_cmd(sub: Any) -> None:
+    p = _command(sub, "check", "check specs and report every error with its line and column", cmd_check)
+    p.add_argument("files", nargs="+", metavar="FILE", help="spec files (.net)")
+    _compile_options(p)
+
+
+def _summary_cmd(sub: Any) -> None:
+    p = _command(sub, "summary", "print each network's layers, output shapes and parameter counts", cmd_summary)
+    p.add_argument("file", metavar="FILE", help="a spec file (.net)")
+    _compile_options(p)
+
+
+def _fmt_cmd(sub: Any) -> None:
+    p = _command(sub, "fmt", "format specs canonically (comments kept)", cmd_fmt)
+    p.add_argument("files", nargs="+", metavar="FILE", help="spec files (.net)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted; change nothing")
+    mode.add_argument("--write", action="store_true", help="rewrite files in place")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", text, re.I)
+    if not m:
+        raise UsageError(f"invalid size {text!r}; use e.g. 8GiB or 512MiB")
+    unit = (m.group(2) or "").upper().rstrip("B").rstrip("I")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index(unit or " "))
+
+
+def _compile(args: argparse.Namespace, path: str) -> Any:
+    from netspec.check import Options
+    from netspec.pipeline import compile_file
+    return compile_file(path, args.overrides, Options(max_memory=parse_size(args.max_memory)))
+
+
+def _report(results: list[Any], fmt: str, stream: Any = None) -> None:
+    from netspec.diagnostics import render_all, to_json, use_color
+    stream = stream or sys.stdout
+    diags = [d for r in results for d in r.diagnostics]
+    if fmt == "json":
+        print(to_json(diags), file=stream)
+    elif diags:
+        sources = {r.file: r.text for r in results}
+        print(render_all(diags, sources, use_color(stream)), file=stream)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    results = [_compile(args, path) for path in args.files]
+    _report(results, args.format)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from netspec import summary
+    result = _compile(args, args.file)
+    if result.program is None or result.diagnostics:
+        _report([result], "text", sys.stderr)
+    if result.program is None:
+        return 1
+    print(summary.dumps(result.program) if args.format == "json" else summary.summary_text(result.program))
+    return 0
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from netspec.diagnostics import render_all, use_color
+    from netspec.fmt import format_text
+    from netspec.parse import read_source
+    status = 0
+    for path in args.files:
+        text, diags = read_source(path)
+        formatted, diags = format_text(text or "") if not diags else (None, diags)
+        if formatted is None:
+            placed = [d.__class__(**{**d.__dict__, "file": path}) for d in diags]
+            print(render_all(placed, {path: text or ""}, use_color(sys.stderr)), file=sys.stderr)
+            status = 1
+        elif args.check and formatted != text:
+            print(f"{path}: would be reformatted", file=sys.stderr)
+            status = 1
+        elif args.write and formatted != text:
+            _write_atomic(path, formatted)
+        elif not args.check and not args.write:
+            sys.stdout.write(formatted)
+    return status
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from netspec.ir import schema
+    print(json.dumps(schema(), indent=2))
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from netspec import docs
+    target = args.write or args.check
+    if not target:
+        sys.stdout.write(docs.reference())
+        return 0
+    text = Path(target).read_text(encoding="utf-8")
+    try:
+        fresh = docs.update(text)
+    except ValueError as e:
+        raise UsageError(f"{target}: {e}") from e
+    if args.check:
+        if fresh != text:
+            print(f"{target} is stale; run `netspec docs --write {target}`", file=sys.stderr)
+            return 1
+        return 0
+    _write_atomic(target, fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

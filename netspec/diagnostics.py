@@ -1,0 +1,125 @@
+"""One error type and one renderer, shared by the CLI and the language server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Iterable, Literal
+
+if TYPE_CHECKING:
+    from netspec.span import Span
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A message about a span of a spec. Lines and columns are 1-based; ends are exclusive."""
+
+    code: str
+    message: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    severity: Severity = "error"
+    hint: str | None = None
+    file: str = "<input>"
+    origin: str | None = None  # source text when the span is not in `file` (a --set value)
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data.pop("origin")
+        return data
+
+
+class SpecError(Exception):
+    """Raised by the API (load, run, emit) when a spec has errors."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.message for d in diagnostics))
+
+
+def make(code: str, message: str, span: Span, hint: str | None = None,
+         severity: Severity = "error") -> Diagnostic:
+    """Build a diagnostic at a span (the file is filled in by the caller)."""
+    return Diagnostic(code, message, span.line, span.column, span.end_line, span.end_column,
+                      severity, hint, origin=span.origin)
+
+
+def has_errors(diags: Iterable[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diags)
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    return (d.origin or "", d.line, d.column, d.code)
+
+
+def use_color(stream: object = sys.stdout) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR") is not None:
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+_STYLES = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m",
+           "blue": "\033[1;34m", "hint": "\033[1;36m", "reset": "\033[0m"}
+
+
+def render(d: Diagnostic, source: str, color: bool = False) -> str:
+    """``path:line:col: error[NS123]: message``, the source line underlined, then the hint."""
+    s = _STYLES if color else dict.fromkeys(_STYLES, "")
+    where = d.origin if d.origin is not None else d.file
+    head = f"{s['bold']}{where}:{d.line}:{d.column}:{s['reset']} "
+    head += f"{s[d.severity]}{d.severity}[{d.code}]{s['reset']}: {s['bold']}{d.message}{s['reset']}"
+    lines = [head, *_excerpt(d, d.origin if d.origin is not None else source, s)]
+    if d.hint:
+        lines.append(f"{' ' * _gutter(d)} {s['blue']}={s['reset']} {s['hint']}hint{s['reset']}: {d.hint}")
+    return "\n".join(lines)
+
+
+def _gutter(d: Diagnostic) -> int:
+    return len(str(d.line))
+
+
+def _excerpt(d: Diagnostic, source: str, s: dict[str, str]) -> list[str]:
+    text = _source_line(source, d.line)
+    if text is None:
+        return []
+    width = _gutter(d)
+    start = max(d.column - 1, 0)
+    end = d.end_column - 1 if d.end_line == d.line else len(text)
+    end = max(min(end, len(text)), start + 1)
+    shown = text.expandtabs(1)[:200]
+    marks = " " * min(start, 200) + "^" * max(1, min(end, 200) - min(start, 200))
+    bar = f"{s['blue']}|{s['reset']}"
+    return [f"{' ' * width} {bar}", f"{s['blue']}{d.line}{s['reset']} {bar} {shown}",
+            f"{' ' * width} {bar} {s[d.severity]}{marks}{s['reset']}"]
+
+
+def _source_line(source: str, line: int) -> str | None:
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    return "".join(ch if ch.isprintable() or ch == "\t" else "\ufffd" for ch in lines[line - 1].rstrip("\r"))
+
+
+def render_all(diags: list[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
+    """All diagnostics as text, followed by a count line."""
+    parts = [render(d, sources.get(d.file, ""), color) for d in diags]
+    errors = sum(d.severity == "error" for d in diags)
+    warnings = len(diags) - errors
+    if diags:
+        parts.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}")
+    return "\n\n".join(parts[:-1]) + ("\n\n" + parts[-1] if parts else "") if parts else ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def to_json(diags: list[Diagnostic]) -> str:
+    return json.dumps([d.to_json() for d in diags], indent=2)

@@ -1,0 +1,131 @@
+"""The intermediate representation: what a checked spec means.
+
+Frozen, strict Pydantic models with ``extra="forbid"``, tagged by ``kind`` and carrying
+source spans. Layers, losses, optimizers, ... are the registry classes themselves, so a
+layer's parameters are described once. ``netspec schema`` prints the JSON Schema, and
+``Program.model_validate_json(p.model_dump_json()) == p``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import Field
+
+from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
+from netspec.span import Node, Shape, Span
+
+FORMAT_VERSION = 1
+
+
+class _Composite(Node):
+    span: Span
+    input_shape: Shape
+    output_shape: Shape
+    params: int = Field(description="trainable parameters inside")
+
+
+class BlockUse(_Composite):
+    """A use of a `block` definition, expanded with its arguments."""
+
+    kind: Literal["block"] = "block"
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict, description="argument values by parameter name")
+    steps: list[Step]
+
+
+class Repeat(_Composite):
+    """`repeat N { ... }`: the body expanded N times (shapes may differ per iteration)."""
+
+    kind: Literal["repeat"] = "repeat"
+    count: int
+    iterations: list[list[Step]]
+
+
+class Residual(_Composite):
+    """`residual { ... }`: y = x + body(x)."""
+
+    kind: Literal["residual"] = "residual"
+    steps: list[Step]
+
+
+Step = Annotated[Union[tuple(LAYERS.entries.values()) + (BlockUse, Repeat, Residual)],  # type: ignore[valid-type]
+                 Field(discriminator="kind")]
+
+
+class Network(Node):
+    kind: Literal["network"] = "network"
+    name: str
+    span: Span
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    steps: list[Step]
+
+
+class Dataset(Node):
+    """The `dataset` section."""
+
+    kind: Literal["dataset"] = "dataset"
+    name: Optional[str] = None
+    span: Span
+    source: SOURCES.union() = Field(description="where samples come from")  # type: ignore[valid-type]
+    transforms: list[TRANSFORMS.union()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="preprocessing and augmentation, in order")
+    batch: Annotated[int, Field(gt=0)] = Field(32, description="samples per training batch")
+    validation: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="fraction of the training data held out for validation")
+    test: Optional[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        None, description="fraction held out for testing, for sources without a test split")
+    shuffle: bool = Field(True, description="reshuffle the training data every epoch")
+    workers: Annotated[int, Field(ge=0)] = Field(0, description="loader processes for streamed sources")
+    limit: Optional[Annotated[int, Field(gt=0)]] = Field(
+        None, description="use only the first N training samples (for quick runs)")
+
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class Train(Node):
+    """The `train` section."""
+
+    kind: Literal["train"] = "train"
+    span: Span
+    model: str = Field(description="the network to train")
+    loss: LOSSES.union() = Field(description="the training loss")  # type: ignore[valid-type]
+    optimizer: OPTIMIZERS.union() = Field(description="the optimizer and its settings")  # type: ignore[valid-type]
+    schedule: Optional[SCHEDULES.union()] = Field(None, description="learning-rate schedule")  # type: ignore[valid-type]
+    epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="passes over the training data")
+    steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="optimizer steps (instead of epochs)")
+    metrics: list[METRICS.union()] = Field(default_factory=list,  # type: ignore[valid-type]
+                                           description="reported on validation and test data")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="seed for every random generator")
+    device: Device = Field("auto", description="auto picks cuda, then mps, then cpu")
+    early_stopping: Optional[EarlyStopping] = Field(None, description="stop when validation stops improving")
+    clip_grad: Optional[Annotated[float, Field(gt=0)]] = Field(None, description="clip the gradient norm to this")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
+        "fp32", description="auto: bf16 mixed precision where the device supports it")
+    compile: bool = Field(False, description="compile the model with torch.compile")
+
+
+class Program(Node):
+    """A checked spec."""
+
+    kind: Literal["program"] = "program"
+    version: int = FORMAT_VERSION
+    constants: dict[str, Any] = Field(default_factory=dict)
+    networks: list[Network]
+    dataset: Optional[Dataset] = None
+    train: Optional[Train] = None
+
+    def network(self, name: str) -> Network | None:
+        return next((n for n in self.networks if n.name == name), None)
+
+
+for _model in (BlockUse, Repeat, Residual, Network, Program):
+    _model.model_rebuild()
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the IR."""
+    return Program.model_json_schema()

@@ -1,0 +1,59 @@
+"""The few torch modules that torch.nn lacks in the shape netspec needs.
+
+Kept small and self-contained: the emitter copies these classes verbatim into
+standalone scripts, so they import nothing but torch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Recurrent(nn.Module):
+    """nn.RNN / nn.LSTM / nn.GRU, batch first, returning the sequence or the last state."""
+
+    def __init__(self, cell: str, input_size: int, hidden: int, return_sequences: bool = True,
+                 **kwargs: object) -> None:
+        super().__init__()
+        self.rnn = getattr(nn, cell)(input_size, hidden, batch_first=True, **kwargs)
+        self.return_sequences = return_sequences
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, state = self.rnn(x)
+        if self.return_sequences:
+            return out
+        h = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
+        dirs = 2 if self.rnn.bidirectional else 1
+        return h[-dirs:].transpose(0, 1).reshape(x.shape[0], -1)  # last layer, both directions
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over [batch, seq, dim]."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, causal: bool = False,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device) if self.causal else None
+        out, _ = self.attn(x, x, x, attn_mask=mask, need_weights=False, is_causal=self.causal)
+        return out
+
+
+class Encoder(nn.Module):
+    """A stack of transformer encoder layers over [batch, seq, dim]."""
+
+    def __init__(self, dim: int, heads: int, ff: int, layers: int = 1, dropout: float = 0.1,
+                 activation: str = "relu", norm_first: bool = False, causal: bool = False) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout, activation=activation,
+                                           batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device) if self.causal else None
+        return self.encoder(x, mask=mask, is_causal=self.causal)

@@ -1,0 +1,383 @@
+"""Stage 1: text -> syntax tree (``netspec.syntax``), with syntax diagnostics.
+
+Lark LALR with a small post-lexer (newlines inside brackets are dropped, nesting is
+bounded). After a syntax error the offending line is blanked and the text parsed
+again, so one typo does not hide the errors after it.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from netspec import syntax as st
+from netspec.diagnostics import Diagnostic, make
+from netspec.span import Span
+from netspec.suggest import nearest
+
+MAX_NESTING = 64  # brackets and braces; deeper input is an error, never a RecursionError
+MAX_EXPR_DEPTH = 100
+MAX_RECOVERIES = 20
+RECOVERY_LIMIT = 256 * 1024  # bytes; larger files report their first syntax error only
+KEYWORDS = ("version", "let", "block", "network", "dataset", "train", "input", "repeat",
+            "residual", "true", "false", "none")
+_OPEN = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
+_CLOSE = {"RPAR", "RSQB", "RBRACE"}
+
+
+class NestingError(Exception):
+    def __init__(self, token: Token) -> None:
+        self.token = token
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or, in a checkout, from ``grammar/``."""
+    packaged = resources.files("netspec").joinpath("grammar/netspec.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / "netspec.lark").read_text("utf-8")
+
+
+class PostLex:
+    """Drops newlines inside () and [] (so argument lists may wrap) and bounds nesting."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        stack: list[str] = []
+        for tok in stream:
+            if tok.type in _OPEN:
+                stack.append(tok.type)
+                if len(stack) > MAX_NESTING:
+                    raise NestingError(tok)
+            elif tok.type in _CLOSE and stack:
+                stack.pop()
+            elif tok.type == "_NL" and stack and stack[-1] != "LBRACE":
+                continue
+            yield tok
+
+
+_comment_sink: ContextVar[list[st.Comment]] = ContextVar("comments")
+
+
+def _collect_comment(tok: Token) -> Token:
+    _comment_sink.get().append(st.Comment(str(tok), tok.line or 0, tok.column or 0))
+    return tok
+
+
+@lru_cache(maxsize=None)
+def parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=PostLex(),
+                propagate_positions=True, maybe_placeholders=True,
+                lexer_callbacks={"COMMENT": _collect_comment}, cache=True)
+
+
+def _span(meta: Any) -> Span:
+    return Span.at(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span.at(tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+
+
+def _int(raw: str) -> int:
+    digits = raw.replace("_", "")
+    if len(digits) > 30:
+        raise ValueError("integer literal too long")
+    return int(digits)
+
+
+@v_args(meta=True)
+class ToSyntax(Transformer[Token, Any]):
+    """Lark tree -> syntax dataclasses. Collects literal errors instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[Diagnostic] = []
+        self.depth: dict[int, int] = {}
+
+    # expressions -----------------------------------------------------------
+    def int(self, meta: Any, c: list[Token]) -> st.Num:
+        try:
+            return st.Num(_int(c[0]), str(c[0]), _span(meta))
+        except ValueError:
+            self.errors.append(make("NS006", "number too large", _span(meta)))
+            return st.Num(0, "0", _span(meta))
+
+    def float(self, meta: Any, c: list[Token]) -> st.Num:
+        value = float(c[0].replace("_", ""))
+        if value == float("inf"):
+            self.errors.append(make("NS006", "number too large", _span(meta)))
+            value = 0.0
+        return st.Num(value, str(c[0]), _span(meta))
+
+    def string(self, meta: Any, c: list[Token]) -> st.Str:
+        try:
+            value = json.loads(c[0])
+        except ValueError:
+            self.errors.append(make("NS007", "invalid escape sequence in string", _span(meta),
+                                    'use \\\\, \\", \\n, \\t or \\uXXXX'))
+            value = ""
+        return st.Str(value, str(c[0]), _span(meta))
+
+    def true(self, meta: Any, c: list[Any]) -> st.Const:
+        return st.Const(True, _span(meta))
+
+    def false(self, meta: Any, c: list[Any]) -> st.Const:
+        return st.Const(False, _span(meta))
+
+    def none(self, meta: Any, c: list[Any]) -> st.Const:
+        return st.Const(None, _span(meta))
+
+    def name(self, meta: Any, c: list[Token]) -> st.Name:
+        return st.Name(str(c[0]), _span(meta))
+
+    def list(self, meta: Any, c: list[Any]) -> st.ListExpr:
+        items = tuple(x for x in c if x is not None)
+        return self._deep(st.ListExpr(items, _span(meta)), items)
+
+    def paren(self, meta: Any, c: list[Any]) -> Any:
+        return c[0]
+
+    def neg(self, meta: Any, c: list[Any]) -> st.Neg:
+        return self._deep(st.Neg(c[0], _span(meta)), c)
+
+    def _binop(op: str) -> Any:  # type: ignore[misc]  # noqa: N805 - builds methods
+        def method(self: ToSyntax, meta: Any, c: list[Any]) -> st.BinOp:
+            return self._deep(st.BinOp(op, c[0], c[1], _span(meta)), c)
+        return method
+
+    add, sub, mul = _binop("+"), _binop("-"), _binop("*")
+    div, floordiv, mod = _binop("/"), _binop("//"), _binop("%")
+
+    def _deep(self, node: Any, children: Any) -> Any:
+        """Track nesting depth so that later recursive passes are always safe."""
+        depth = 1 + max((self.depth.get(id(ch), 0) for ch in children), default=0)
+        self.depth[id(node)] = depth
+        if depth == MAX_EXPR_DEPTH + 1:
+            self.errors.append(make("NS005", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                                    node.span, "split it with `let` constants"))
+        return node
+
+    def kwarg(self, meta: Any, c: list[Any]) -> st.Arg:
+        return st.Arg(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
+
+    def args(self, meta: Any, c: list[Any]) -> tuple[st.Arg, ...]:
+        return tuple(a if isinstance(a, st.Arg) else st.Arg(None, a, a.span) for a in c if a is not None)
+
+    def call(self, meta: Any, c: list[Any]) -> st.Call:
+        return st.Call(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
+
+    def callv(self, meta: Any, c: list[Any]) -> st.Call:
+        return self._deep(self.call(meta, c), [a.value for a in c[1]])
+
+    # network bodies ----------------------------------------------------------
+    def input(self, meta: Any, c: list[Any]) -> st.Input:
+        return st.Input(c[0], _span(meta))
+
+    def chain(self, meta: Any, c: list[Any]) -> st.Chain:
+        return st.Chain(tuple(c), _span(meta))
+
+    def body(self, meta: Any, c: list[Any]) -> st.Body:
+        return st.Body(tuple(c), _span(meta))
+
+    def repeat(self, meta: Any, c: list[Any]) -> st.Repeat:
+        return st.Repeat(c[0], c[1], _span(meta))
+
+    def residual(self, meta: Any, c: list[Any]) -> st.Residual:
+        return st.Residual(c[0], _span(meta))
+
+    # top level ---------------------------------------------------------------
+    def version(self, meta: Any, c: list[Token]) -> st.Version:
+        return st.Version(self.int(meta, c), _span(meta))
+
+    def let(self, meta: Any, c: list[Any]) -> st.Let:
+        return st.Let(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
+
+    def param(self, meta: Any, c: list[Any]) -> st.Param:
+        return st.Param(str(c[0]), c[1], _span(meta))
+
+    def params(self, meta: Any, c: list[Any]) -> tuple[st.Param, ...]:
+        return tuple(p for p in c if p is not None)
+
+    def block(self, meta: Any, c: list[Any]) -> st.Block:
+        return st.Block(str(c[0]), c[1] or (), c[2], _span(meta), _tok_span(c[0]))
+
+    def network(self, meta: Any, c: list[Any]) -> st.Network:
+        return st.Network(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
+
+    def values(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    def entry(self, meta: Any, c: list[Any]) -> st.Entry:
+        return st.Entry(str(c[0]), c[1], c[2] or (), _span(meta), _tok_span(c[0]))
+
+    def entries(self, meta: Any, c: list[Any]) -> tuple[tuple[st.Entry, ...], Span]:
+        return tuple(c), _span(meta)
+
+    def _section(self, kind: str, meta: Any, c: list[Any]) -> st.Section:
+        name = str(c[0]) if c[0] is not None else None
+        return st.Section(kind, name, c[1][0], _span(meta), c[1][1])
+
+    def dataset(self, meta: Any, c: list[Any]) -> st.Section:
+        return self._section("dataset", meta, c)
+
+    def train(self, meta: Any, c: list[Any]) -> st.Section:
+        return self._section("train", meta, c)
+
+    def start(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+
+def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
+    """Read a spec as UTF-8. Undecodable bytes are a diagnostic at their position."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as e:
+        before = data[: e.start].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        span = Span.at(line, col, line, col + 1)
+        text = data.decode("utf-8", "replace")
+        return text, [make("NS004", f"invalid UTF-8 byte 0x{data[e.start]:02x}", span,
+                           "netspec files must be UTF-8 text")]
+
+
+def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
+    """Parse a spec. Returns the syntax tree (None if nothing could be recovered) and diagnostics."""
+    comments: list[st.Comment] = []
+    diags: list[Diagnostic] = []
+    work = text
+    last_line = 0
+    for _ in range(MAX_RECOVERIES + 1):
+        comments.clear()
+        try:
+            tree = _parse_once(work, comments)
+            break
+        except UnexpectedInput as e:
+            diags.append(syntax_error(e, work))
+            if not _can_recover(e, last_line, text):
+                return None, diags
+            last_line = e.line
+            work = _blank_line(work, e.line)
+        except NestingError as e:
+            diags.append(make("NS005", f"nested more than {MAX_NESTING} levels deep", _tok_span(e.token)))
+            return None, diags
+    else:
+        return None, diags
+    items, errors = tree
+    return st.Module(items, tuple(comments)), diags + errors
+
+
+def _parse_once(text: str, comments: list[st.Comment]) -> tuple[tuple[st.Top, ...], list[Diagnostic]]:
+    token = _comment_sink.set(comments)
+    try:
+        tree = parser().parse(text)
+    finally:
+        _comment_sink.reset(token)
+    builder = ToSyntax()
+    items = builder.transform(tree)
+    return items, builder.errors
+
+
+def _can_recover(e: UnexpectedInput, last_line: int, text: str) -> bool:
+    at_end = isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END")
+    return not at_end and e.line > last_line and len(text) <= RECOVERY_LIMIT
+
+
+def _blank_line(text: str, line: int) -> str:
+    """Replace one line with spaces, keeping braces so that blocks stay balanced."""
+    lines = text.split("\n")
+    lines[line - 1] = "".join(ch if ch in "{}\r" else " " for ch in lines[line - 1])
+    return "\n".join(lines)
+
+
+# --- syntax error messages ------------------------------------------------------
+
+_TERMINAL_NAMES = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+                   "_NL": "a new line", "$END": "the end of the file", "SEMICOLON": "`;`"}
+
+
+def describe_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    try:
+        pattern = parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"`{pattern.value}`" if pattern.type == "str" else name.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    kinds = {"NAME": "name", "INT": "number", "FLOAT": "number", "STRING": "string"}
+    text = str(tok) if len(tok) <= 40 else str(tok)[:37] + "..."
+    return f"{kinds[tok.type]} `{text}`" if tok.type in kinds else f"`{text}`"
+
+
+def syntax_error(e: UnexpectedInput, text: str) -> Diagnostic:
+    if isinstance(e, UnexpectedCharacters):
+        return _bad_character(e, text)
+    tok: Token = e.token if isinstance(e, UnexpectedToken) else Token("$END", "")
+    expected = sorted({describe_terminal(t) for t in e.expected if not t.startswith("__")} if e.expected else set())
+    message = f"unexpected {_describe_token(tok)}"
+    if expected and len(expected) <= 8:
+        message += f"; expected {_one_of(expected)}"
+    return make("NS001", message, _error_span(tok, text, e), _syntax_hint(tok, set(e.expected or ()), text))
+
+
+def _one_of(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "one of " + ", ".join(items)
+
+
+def _error_span(tok: Token, text: str, e: UnexpectedInput) -> Span:
+    if tok.type == "$END":
+        line = text.count("\n") + 1
+        col = len(text) - (text.rfind("\n") + 1) + 1
+        return Span.at(line, col, line, col + 1)
+    if tok.type == "_NL":
+        return Span.at(tok.line, tok.column, tok.line, tok.column + 1)
+    return _tok_span(tok)
+
+
+def _syntax_hint(tok: Token, expected: set[str], text: str) -> str | None:
+    if tok.type == "$END" and "RBRACE" in expected:
+        return "a `{` is never closed; add the matching `}`"
+    if tok.type == "$END" and ("RPAR" in expected or "RSQB" in expected):
+        return "a `(` or `[` is never closed"
+    if tok.type == "NAME":
+        keyword = nearest(str(tok), [k for k in KEYWORDS if k.upper() in expected])
+        if keyword:
+            return f"did you mean `{keyword}`?"
+    if tok.type == "EQUAL" and "_NL" in expected:
+        return "section keys take their value without `=`, e.g. `epochs 10`"
+    if tok.type in ("NAME", "LPAR") and "_NL" in expected and any(t.startswith("__ANON") for t in expected):
+        return "join layers with `->` or put each on its own line"
+    if tok.type == "LBRACE" and "NAME" in expected:
+        return "give the definition a name, e.g. `network LeNet {`"
+    return None
+
+
+def _bad_character(e: UnexpectedCharacters, text: str) -> Diagnostic:
+    pos = e.pos_in_stream or 0
+    ch = text[pos] if pos < len(text) else ""
+    span = Span.at(e.line, e.column, e.line, e.column + 1)
+    if ch == '"':
+        return make("NS003", "unterminated string", span, 'close the string with `"` on the same line')
+    if ch == ":":
+        return make("NS002", "unexpected character `:`", span, "keyword arguments use `=`, e.g. `kernel=3`")
+    if ch == "\x00" or not ch.isprintable():
+        return make("NS004", f"unexpected control character U+{ord(ch):04X}" if ch else "unexpected input",
+                    span, "is this a binary file?")
+    return make("NS002", f"unexpected character `{ch}`", span)

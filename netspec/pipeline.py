@@ -1,0 +1,75 @@
+"""The pipeline, top to bottom: read -> parse -> override -> check.
+
+Every command that compiles a spec goes through ``compile_file``; ``load`` is the
+API form that raises ``SpecError`` instead of returning diagnostics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from netspec import syntax as st
+from netspec.check import Options, Trace, check
+from netspec.diagnostics import Diagnostic, SpecError, has_errors, sort_key
+from netspec.ir import Program
+from netspec.overrides import apply_overrides
+from netspec.parse import parse, read_source
+
+
+@dataclass
+class Result:
+    file: str
+    text: str
+    module: st.Module | None = None
+    program: Program | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    trace: Trace | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.program is not None and not has_errors(self.diagnostics)
+
+
+def compile_text(text: str, file: str = "<input>", overrides: list[str] | tuple[str, ...] = (),
+                 options: Options = Options()) -> Result:
+    """Parse, apply overrides and check a spec's text. Never raises on bad input."""
+    result = Result(file, text)
+    module, diags = parse(text)
+    result.module = module
+    if module is not None:
+        module, more = apply_overrides(module, list(overrides))
+        diags += more
+        if not has_errors(diags) or module.items:
+            from netspec.check import Checker
+            checker = Checker(options)
+            program = checker.run(module)
+            diags += checker.diagnostics
+            result.trace = checker.trace
+            result.program = program if not has_errors(diags) else None
+    result.diagnostics = _finish(diags, file)
+    return result
+
+
+def compile_file(path: str, overrides: list[str] | tuple[str, ...] = (), options: Options = Options()) -> Result:
+    """Read and compile a spec file. Raises OSError when the file cannot be read."""
+    text, diags = read_source(path)
+    if diags:
+        return Result(path, text or "", diagnostics=_finish(diags, path))
+    return compile_text(text or "", path, overrides, options)
+
+
+def load(path: str, overrides: list[str] | tuple[str, ...] = (), options: Options = Options()) -> Program:
+    """The checked IR of a spec file, or SpecError with its diagnostics."""
+    result = compile_file(path, overrides, options)
+    if result.program is None:
+        raise SpecError(result.diagnostics)
+    return result.program
+
+
+def _finish(diags: list[Diagnostic], file: str) -> list[Diagnostic]:
+    placed = [dataclasses.replace(d, file=file if d.origin is None else "--set") for d in diags]
+    return sorted(placed, key=sort_key)
+
+
+__all__ = ["Result", "check", "compile_file", "compile_text", "load"]
