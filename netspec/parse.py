@@ -102,6 +102,7 @@ class ToSyntax(Transformer[Token, Any]):
         super().__init__()
         self.errors: list[Diagnostic] = []
         self.depth: dict[int, int] = {}
+        self.parens: dict[int, Span] = {}  # id(expr) -> span of its parentheses
 
     # expressions -----------------------------------------------------------
     def int(self, meta: Any, c: list[Token]) -> st.Num:
@@ -144,6 +145,7 @@ class ToSyntax(Transformer[Token, Any]):
         return self._deep(st.ListExpr(items, _span(meta)), items)
 
     def paren(self, meta: Any, c: list[Any]) -> Any:
+        self.parens[id(c[0])] = _span(meta)
         return c[0]
 
     def neg(self, meta: Any, c: list[Any]) -> st.Neg:
@@ -217,7 +219,11 @@ class ToSyntax(Transformer[Token, Any]):
         return tuple(c)
 
     def entry(self, meta: Any, c: list[Any]) -> st.Entry:
-        return st.Entry(str(c[0]), c[1], c[2] or (), _span(meta), _tok_span(c[0]))
+        key, args, values = c[0], c[1], c[2] or ()
+        paren = self.parens.get(id(values[0])) if len(values) == 1 and args is None else None
+        if paren is not None and (paren.line, paren.column) == (key.end_line, key.end_column):
+            args, values = (st.Arg(None, values[0], values[0].span),), ()  # `key(x)`: a call, not `key (x)`
+        return st.Entry(str(key), args, values, _span(meta), _tok_span(key))
 
     def entries(self, meta: Any, c: list[Any]) -> tuple[tuple[st.Entry, ...], Span]:
         return tuple(c), _span(meta)
