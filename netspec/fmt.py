@@ -31,12 +31,28 @@ class Printer:
         self.lines = text.split("\n")
         self.comments = sorted(module.comments, key=lambda c: (c.line, c.column))
         self.out: list[str] = []
+        self.notes: dict[int, str] = {}  # output line index -> its trailing comment
 
     def print(self) -> str:
         self._statements(list(self.module.items), 0, len(self.lines) + 1, top=True)
         while self.out and not self.out[-1]:
             self.out.pop()
-        return "\n".join(self.out) + "\n" if self.out else ""
+        return "\n".join(self._aligned()) + "\n" if self.out else ""
+
+    def _aligned(self) -> list[str]:
+        """Trailing comments on consecutive lines start in one column (as gofmt does)."""
+        lines = list(self.out)
+        i = 0
+        while i < len(lines):
+            j = i
+            while j in self.notes:
+                j += 1
+            if j > i:
+                width = max(len(lines[k]) for k in range(i, j)) + 2
+                for k in range(i, j):
+                    lines[k] = lines[k].ljust(width) + self.notes[k]
+            i = j + 1
+        return lines
 
     # --- statements and comments -----------------------------------------------------
 
@@ -76,16 +92,19 @@ class Printer:
         if head is None:
             inner = self._take(lambda c: item.span.line <= c.line < item.span.end_line)
             self._comments(inner, depth)
-            self.out.append(pad + self._simple(item) + self._trailing(item.span.end_line))
+            self._line(pad + self._simple(item), item.span.end_line)
             return
         body_items, close = self._body(item)
-        self.out.append(pad + head + " {" + self._trailing(item.span.line))
+        self._line(pad + head + " {", item.span.line)
         self._statements(body_items, depth + 1, close)
-        self.out.append(pad + "}" + self._trailing(close))
+        self._line(pad + "}", close)
 
-    def _trailing(self, line: int) -> str:
-        found = self._take(lambda c: c.line == line)
-        return "".join("  " + c.text.rstrip() for c in found)
+    def _line(self, code: str, source_line: int) -> None:
+        """Emit a line of code with the comment that ended its source line, if any."""
+        found = self._take(lambda c: c.line == source_line)
+        if found:
+            self.notes[len(self.out)] = " ".join(c.text.rstrip() for c in found)
+        self.out.append(code)
 
     def _head(self, item: Any) -> str | None:
         if isinstance(item, st.Network):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable, get_args, get_origin
+import types
+from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import ValidationError
@@ -255,14 +256,14 @@ def describe_field(field: Any) -> str:
 
 
 def describe_type(t: Any, metadata: list[Any] | None = None) -> str:
-    metadata = list(metadata or [])
+    metadata = [m for item in metadata or [] for m in getattr(item, "metadata", [item])]
     origin = get_origin(t)
-    if origin is not None and str(origin).endswith("Annotated"):
+    if origin is Annotated:
         inner, *meta = get_args(t)
         return describe_type(inner, meta + metadata)
-    if origin is not None and str(origin) == "typing.Literal":
+    if origin is Literal:
         return _one_of([format_value(a) for a in get_args(t)])
-    if origin is not None and str(origin) in ("typing.Union", "types.UnionType") or str(type(t)) == "<class 'types.UnionType'>":
+    if origin is Union or isinstance(t, types.UnionType):
         parts = [describe_type(a) for a in get_args(t) if a is not type(None)]
         text = " or ".join(dict.fromkeys(parts))
         return text + (" or none" if type(None) in get_args(t) else "")

@@ -1,5 +1,5 @@
 """The registry machinery: every layer, loss, optimizer, schedule, metric, source and
-transform is one Pydantic class, registered by its ``kind``. Its fields are its
+transform is one Pydantic class, registered by its `kind`. Its fields are its
 parameters (types, defaults, ranges, docs); its methods are its rules.
 """
 
@@ -31,7 +31,7 @@ class Problem(Exception):
 
 
 class Op(Node):
-    """Base of every registry entry. Subclasses set ``kind: Literal[...]`` and fields."""
+    """Base of every registry entry. Subclasses set `kind: Literal[...]` and fields."""
 
     model_config = Node.model_config | {"strict": True, "defer_build": True}
 
@@ -55,7 +55,7 @@ class Op(Node):
 
     @classmethod
     def signature(cls) -> str:
-        """``conv2d(out_channels, kernel, stride=1, ...)`` for docs, hover and signature help."""
+        """`conv2d(out_channels, kernel, stride=1, ...)` for docs, hover and signature help."""
         parts = []
         for name, f in cls.parameters().items():
             parts.append(name if f.is_required() else f"{name}={format_value(f.default)}")

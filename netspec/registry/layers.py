@@ -30,9 +30,9 @@ from netspec.registry.base import (
 
 @dataclass(frozen=True)
 class TorchModule:
-    """How to construct one torch module: ``nn.Conv2d(1, 20, kernel_size=5)``.
+    """How to construct one torch module: `nn.Conv2d(1, 20, kernel_size=5)`.
 
-    ``name`` is ``nn.<Class>`` for torch.nn, or a class from ``netspec.modules``.
+    `name` is `nn.<Class>` for torch.nn, or a class from `netspec.modules`.
     The runtime instantiates it; the emitter prints it. One description, two backends.
     """
 
@@ -159,7 +159,7 @@ Padding = Union[NonNegInt, tuple[NonNegInt, NonNegInt], Literal["same", "valid"]
 
 @LAYERS.register
 class Dense(Layer):
-    """Fully connected layer: y = xWᵀ + b over the last dimension (``nn.Linear``)."""
+    """Fully connected layer: y = xWᵀ + b over the last dimension (`nn.Linear`)."""
 
     kind: Literal["dense"] = "dense"
     units: PosInt = Field(description="output features")
@@ -183,7 +183,7 @@ class Dense(Layer):
 
 @LAYERS.register
 class Conv1d(_ConvBase):
-    """1-D convolution over [C, L] inputs (``nn.Conv1d``)."""
+    """1-D convolution over [C, L] inputs (`nn.Conv1d`)."""
 
     kind: Literal["conv1d"] = "conv1d"
     out_channels: PosInt = Field(description="output channels")
@@ -201,7 +201,7 @@ class Conv1d(_ConvBase):
 
 @LAYERS.register
 class Conv2d(_ConvBase):
-    """2-D convolution over [C, H, W] inputs (``nn.Conv2d``)."""
+    """2-D convolution over [C, H, W] inputs (`nn.Conv2d`)."""
 
     kind: Literal["conv2d"] = "conv2d"
     out_channels: PosInt = Field(description="output channels")
@@ -221,7 +221,7 @@ class Conv2d(_ConvBase):
 
 @LAYERS.register
 class ConvTranspose2d(Layer):
-    """Transposed 2-D convolution (\"deconvolution\"), upsampling [C, H, W] (``nn.ConvTranspose2d``)."""
+    """Transposed 2-D convolution (\"deconvolution\"), upsampling [C, H, W] (`nn.ConvTranspose2d`)."""
 
     kind: Literal["conv_transpose2d"] = "conv_transpose2d"
     out_channels: PosInt = Field(description="output channels")
@@ -300,14 +300,14 @@ class _Pool(Layer):
 
 @LAYERS.register
 class MaxPool(_Pool):
-    """Max pooling; 1-D, 2-D or 3-D by the input's rank (``nn.MaxPool2d`` for [C, H, W])."""
+    """Max pooling; 1-D, 2-D or 3-D by the input's rank (`nn.MaxPool2d` for [C, H, W])."""
 
     kind: Literal["maxpool"] = "maxpool"
 
 
 @LAYERS.register
 class AvgPool(_Pool):
-    """Average pooling; 1-D, 2-D or 3-D by the input's rank (``nn.AvgPool2d`` for [C, H, W])."""
+    """Average pooling; 1-D, 2-D or 3-D by the input's rank (`nn.AvgPool2d` for [C, H, W])."""
 
     kind: Literal["avgpool"] = "avgpool"
     torch_name: ClassVar[str] = "AvgPool"
@@ -368,7 +368,7 @@ class Reshape(Layer):
 
 @LAYERS.register
 class Dropout(Layer):
-    """Randomly zero elements with probability p during training (``nn.Dropout``)."""
+    """Randomly zero elements with probability p during training (`nn.Dropout`)."""
 
     kind: Literal["dropout"] = "dropout"
     p: Fraction = Field(0.5, description="probability of zeroing an element")
@@ -403,7 +403,7 @@ def _changed(op: Op, **defaults: Any) -> dict[str, Any]:
 
 @LAYERS.register
 class LayerNorm(Layer):
-    """Layer normalization over the last dimension (``nn.LayerNorm``)."""
+    """Layer normalization over the last dimension (`nn.LayerNorm`)."""
 
     kind: Literal["layernorm"] = "layernorm"
     eps: PosFloat = Field(1e-5, description="added to the variance for stability")
@@ -421,7 +421,7 @@ class LayerNorm(Layer):
 
 @LAYERS.register
 class Embedding(Layer):
-    """Look up a learned vector for each token id: [seq] → [seq, dim] (``nn.Embedding``)."""
+    """Look up a learned vector for each token id: [seq] → [seq, dim] (`nn.Embedding`)."""
 
     kind: Literal["embedding"] = "embedding"
     vocab: PosInt = Field(description="number of distinct token ids")
@@ -479,7 +479,7 @@ class _Recurrent(Layer):
 
 @LAYERS.register
 class RNN(_Recurrent):
-    """Elman recurrent layer over [seq, features] (``nn.RNN``)."""
+    """Elman recurrent layer over [seq, features] (`nn.RNN`)."""
 
     kind: Literal["rnn"] = "rnn"
     nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="activation of the hidden state")
@@ -490,7 +490,7 @@ class RNN(_Recurrent):
 
 @LAYERS.register
 class LSTM(_Recurrent):
-    """Long short-term memory over [seq, features] (``nn.LSTM``)."""
+    """Long short-term memory over [seq, features] (`nn.LSTM`)."""
 
     kind: Literal["lstm"] = "lstm"
     gates: ClassVar[int] = 4
@@ -499,7 +499,7 @@ class LSTM(_Recurrent):
 
 @LAYERS.register
 class GRU(_Recurrent):
-    """Gated recurrent unit over [seq, features] (``nn.GRU``)."""
+    """Gated recurrent unit over [seq, features] (`nn.GRU`)."""
 
     kind: Literal["gru"] = "gru"
     gates: ClassVar[int] = 3
@@ -514,7 +514,7 @@ def _heads_check(dim: int, heads: int) -> None:
 
 @LAYERS.register
 class Attention(Layer):
-    """Multi-head self-attention over [seq, dim] (``nn.MultiheadAttention``, query = key = value)."""
+    """Multi-head self-attention over [seq, dim] (`nn.MultiheadAttention`, query = key = value)."""
 
     kind: Literal["attention"] = "attention"
     heads: PosInt = Field(description="attention heads; must divide the feature size")
@@ -540,7 +540,7 @@ class Attention(Layer):
 
 @LAYERS.register
 class TransformerEncoder(Layer):
-    """Transformer encoder layers (self-attention + feed-forward) over [seq, dim] (``nn.TransformerEncoder``)."""
+    """Transformer encoder layers (self-attention + feed-forward) over [seq, dim] (`nn.TransformerEncoder`)."""
 
     kind: Literal["transformer_encoder"] = "transformer_encoder"
     heads: PosInt = Field(description="attention heads; must divide the feature size")
@@ -570,7 +570,7 @@ class TransformerEncoder(Layer):
 
 @LAYERS.register
 class Upsample(Layer):
-    """Upsample [C, L] or [C, H, W] by an integer factor (``nn.Upsample``)."""
+    """Upsample [C, L] or [C, H, W] by an integer factor (`nn.Upsample`)."""
 
     kind: Literal["upsample"] = "upsample"
     scale: PosInt = Field(2, description="integer scale factor for every spatial dimension")

@@ -69,7 +69,7 @@ class _ClassLoss(Loss):
 
 @LOSSES.register
 class CrossEntropy(_ClassLoss):
-    """Cross-entropy between class logits and labels (``nn.CrossEntropyLoss``); applies log-softmax itself."""
+    """Cross-entropy between class logits and labels (`nn.CrossEntropyLoss`); applies log-softmax itself."""
 
     kind: Literal["cross_entropy"] = "cross_entropy"
     label_smoothing: Fraction = Field(0.0, description="mix targets with the uniform distribution")
@@ -79,7 +79,7 @@ class CrossEntropy(_ClassLoss):
 
 @LOSSES.register
 class NLL(_ClassLoss):
-    """Negative log-likelihood of log-probabilities (``nn.NLLLoss``); end the network with `log_softmax`."""
+    """Negative log-likelihood of log-probabilities (`nn.NLLLoss`); end the network with `log_softmax`."""
 
     kind: Literal["nll"] = "nll"
     wants_last: ClassVar = ("log_softmax",)
@@ -97,21 +97,21 @@ class _ValueLoss(Loss):
 
 @LOSSES.register
 class MSE(_ValueLoss):
-    """Mean squared error (``nn.MSELoss``), for regression."""
+    """Mean squared error (`nn.MSELoss`), for regression."""
 
     kind: Literal["mse"] = "mse"
 
 
 @LOSSES.register
 class L1(_ValueLoss):
-    """Mean absolute error (``nn.L1Loss``), for regression."""
+    """Mean absolute error (`nn.L1Loss`), for regression."""
 
     kind: Literal["l1"] = "l1"
 
 
 @LOSSES.register
 class Huber(_ValueLoss):
-    """Huber loss (``nn.HuberLoss``): squared for small errors, linear for large ones."""
+    """Huber loss (`nn.HuberLoss`): squared for small errors, linear for large ones."""
 
     kind: Literal["huber"] = "huber"
     delta: PosFloat = Field(1.0, description="where the loss turns from squared to linear")
@@ -130,7 +130,7 @@ class _BinaryLoss(Loss):
 
 @LOSSES.register
 class BCE(_BinaryLoss):
-    """Binary cross-entropy of probabilities (``nn.BCELoss``); end the network with `sigmoid`."""
+    """Binary cross-entropy of probabilities (`nn.BCELoss`); end the network with `sigmoid`."""
 
     kind: Literal["bce"] = "bce"
     wants_last: ClassVar = ("sigmoid",)
@@ -138,7 +138,7 @@ class BCE(_BinaryLoss):
 
 @LOSSES.register
 class BCELogits(_BinaryLoss):
-    """Binary cross-entropy of logits (``nn.BCEWithLogitsLoss``); applies the sigmoid itself."""
+    """Binary cross-entropy of logits (`nn.BCEWithLogitsLoss`); applies the sigmoid itself."""
 
     kind: Literal["bce_logits"] = "bce_logits"
     pos_weight: Optional[PosFloat] = Field(None, description="weight of positive examples")
@@ -162,7 +162,7 @@ Betas = tuple[Fraction, Fraction]
 
 @OPTIMIZERS.register
 class SGD(Optimizer):
-    """Stochastic gradient descent, with optional momentum (``torch.optim.SGD``)."""
+    """Stochastic gradient descent, with optional momentum (`torch.optim.SGD`)."""
 
     kind: Literal["sgd"] = "sgd"
     lr: PosFloat = Field(0.01, description="learning rate")
@@ -179,7 +179,7 @@ class SGD(Optimizer):
 
 @OPTIMIZERS.register
 class Adagrad(Optimizer):
-    """Adagrad: per-parameter rates scaled by accumulated squared gradients (``torch.optim.Adagrad``)."""
+    """Adagrad: per-parameter rates scaled by accumulated squared gradients (`torch.optim.Adagrad`)."""
 
     kind: Literal["adagrad"] = "adagrad"
     lr: PosFloat = Field(0.01, description="learning rate")
@@ -190,7 +190,7 @@ class Adagrad(Optimizer):
 
 @OPTIMIZERS.register
 class RMSprop(Optimizer):
-    """RMSprop (``torch.optim.RMSprop``)."""
+    """RMSprop (`torch.optim.RMSprop`)."""
 
     kind: Literal["rmsprop"] = "rmsprop"
     lr: PosFloat = Field(0.01, description="learning rate")
@@ -215,7 +215,7 @@ class _AdamBase(Optimizer):
 
 @OPTIMIZERS.register
 class Adam(_AdamBase):
-    """Adam (``torch.optim.Adam``)."""
+    """Adam (`torch.optim.Adam`)."""
 
     kind: Literal["adam"] = "adam"
     weight_decay: NonNegFloat = Field(0.0, description="L2 penalty (added to the gradient)")
@@ -223,7 +223,7 @@ class Adam(_AdamBase):
 
 @OPTIMIZERS.register
 class AdamW(_AdamBase):
-    """Adam with decoupled weight decay (``torch.optim.AdamW``)."""
+    """Adam with decoupled weight decay (`torch.optim.AdamW`)."""
 
     kind: Literal["adamw"] = "adamw"
     weight_decay: NonNegFloat = Field(0.01, description="decoupled weight decay")
@@ -241,7 +241,7 @@ SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 
 @SCHEDULES.register
 class StepLR(Schedule):
-    """Multiply the learning rate by gamma every step_size epochs (``StepLR``)."""
+    """Multiply the learning rate by gamma every step_size epochs (`StepLR`)."""
 
     kind: Literal["step"] = "step"
     step_size: PosInt = Field(description="epochs between decays")
@@ -251,7 +251,7 @@ class StepLR(Schedule):
 
 @SCHEDULES.register
 class Cosine(Schedule):
-    """Cosine annealing from the initial rate to eta_min (``CosineAnnealingLR``), stepped per epoch."""
+    """Cosine annealing from the initial rate to eta_min (`CosineAnnealingLR`), stepped per epoch."""
 
     kind: Literal["cosine"] = "cosine"
     t_max: Optional[PosInt] = Field(None, description="epochs of one half-cosine (default: all epochs)")
@@ -260,7 +260,7 @@ class Cosine(Schedule):
 
 @SCHEDULES.register
 class OneCycle(Schedule):
-    """One-cycle policy (``OneCycleLR``), stepped per batch: warm up to max_lr, then anneal."""
+    """One-cycle policy (`OneCycleLR`), stepped per batch: warm up to max_lr, then anneal."""
 
     kind: Literal["onecycle"] = "onecycle"
     max_lr: PosFloat = Field(description="peak learning rate")
@@ -271,7 +271,7 @@ class OneCycle(Schedule):
 
 @SCHEDULES.register
 class Warmup(Schedule):
-    """Linear warm-up from start_factor × lr to lr over the first steps (``LinearLR``), stepped per batch."""
+    """Linear warm-up from start_factor × lr to lr over the first steps (`LinearLR`), stepped per batch."""
 
     kind: Literal["warmup"] = "warmup"
     steps: PosInt = Field(description="optimizer steps of warm-up")
@@ -282,7 +282,7 @@ class Warmup(Schedule):
 
 @SCHEDULES.register
 class Plateau(Schedule):
-    """Reduce the rate when the monitored value stops improving (``ReduceLROnPlateau``)."""
+    """Reduce the rate when the monitored value stops improving (`ReduceLROnPlateau`)."""
 
     kind: Literal["plateau"] = "plateau"
     factor: Fraction = Field(0.1, description="multiply the rate by this on a plateau")

@@ -1,0 +1,246 @@
+"""The example specs, the IR, summary, overrides, docs and the command line contracts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netspec import compile_file, compile_text, load
+from netspec.cli import main
+from netspec.ir import Program
+from netspec.summary import summary_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_checks_clean(path: Path) -> None:
+    result = compile_file(str(path))
+    assert result.ok, [d.message for d in result.diagnostics]
+    assert result.diagnostics == []
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_begins_with_a_comment_saying_how_to_run_it(path: Path) -> None:
+    head = path.read_text().splitlines()[:4]
+    assert head[0].startswith("# ") and any("netspec" in line for line in head)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_ir_round_trips_through_json(path: Path) -> None:
+    program = load(str(path))
+    again = Program.model_validate_json(program.model_dump_json())
+    assert again == program
+    assert again.model_dump_json() == program.model_dump_json()
+
+
+def test_lenet_parameters_and_shapes() -> None:
+    data = summary_json(load(str(ROOT / "specs/mnist.net")))
+    net = data["networks"][0]
+    assert (net["name"], net["input"], net["output"], net["params"]) == ("LeNet", [1, 28, 28], [10], 431_080)
+    assert [layer["kind"] for layer in net["layers"]] == [
+        "conv2d", "relu", "maxpool", "conv2d", "relu", "maxpool", "flatten", "dense", "relu", "dense"]
+    assert [layer["output_shape"] for layer in net["layers"]][:3] == [[20, 24, 24], [20, 24, 24], [20, 12, 12]]
+    assert [layer["params"] for layer in net["layers"] if layer["params"]] == [520, 25_050, 400_500, 5_010]
+
+
+def test_mlp_parameters() -> None:
+    assert load(str(ROOT / "specs/mnist_mlp.net")).networks[0].params == 784 * 100 + 100 + 100 * 10 + 10
+
+
+def test_summary_json_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(ROOT / "specs/mnist.net"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["networks"][0]["params"] == 431_080
+    assert set(data["networks"][0]["layers"][0]) == {"kind", "line", "output_shape", "params"}
+
+
+def test_summary_text_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(ROOT / "specs/resnet_cifar.net")]) == 0
+    out = capsys.readouterr().out
+    assert "network ResNet" in out and "Total params: 815,946" in out and "residual" in out
+
+
+# --- language features ------------------------------------------------------------------
+
+BASE = """
+dataset d {{
+    source arithmetic
+}}
+train {{
+    loss mse
+    optimizer sgd
+    epochs 1
+}}
+network N {{
+    input [2]
+{body}
+}}
+"""
+
+
+def _net(body: str, pre: str = "") -> object:
+    result = compile_text(pre + BASE.format(body=body))
+    assert result.ok, [(d.line, d.message) for d in result.diagnostics]
+    assert result.program is not None
+    return result.program.networks[0]
+
+
+def test_constants_and_arithmetic() -> None:
+    net = _net("    dense(w * 2 + 1) -> relu\n    dense((w - 4) // 2)\n    dense(1)", "let w = 8\n")
+    assert [s.output_shape for s in net.steps] == [(17,), (17,), (2,), (1,)]  # type: ignore[attr-defined]
+
+
+def test_blocks_repeat_residual() -> None:
+    pre = "block MLP(width, depth=2) {\n    repeat depth {\n        dense(width) -> relu\n    }\n}\n"
+    net = _net("    MLP(8)\n    residual {\n        MLP(8, depth=1)\n    }\n    dense(1)", pre)
+    assert net.params == (2 * 8 + 8) + (8 * 8 + 8) + (8 * 8 + 8) + (8 + 1)  # type: ignore[attr-defined]
+    kinds = [s.kind for s in net.steps]  # type: ignore[attr-defined]
+    assert kinds == ["block", "residual", "dense"]
+
+
+def test_overrides_apply_before_checking() -> None:
+    path = str(ROOT / "specs/mnist.net")
+    program = load(path, ["train.epochs=2", "dataset.batch=128", "train.optimizer=adam(lr=1e-4)"])
+    assert program.train and program.dataset
+    assert (program.train.epochs, program.dataset.batch, program.train.optimizer.kind) == (2, 128, "adam")
+    assert program.train.optimizer.lr == 1e-4
+
+
+def test_override_of_a_constant() -> None:
+    program = load(str(ROOT / "specs/addition.net"), ["hidden=16"])
+    assert program.networks[0].steps[0].output_shape == (16,)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.epochs=abc", "`epochs` must be a positive integer"),
+    ("train.epochs=-1", "`epochs` must be a positive integer"),
+    ("train.epoch=2", "unknown key `epoch`"),
+    ("trian.epochs=2", "cannot override `trian.epochs`"),
+    ("widht=3", "no constant `widht`"),
+    ("train.epochs=(", "unexpected"),
+    ("nonsense", "an override reads"),
+])
+def test_bad_overrides_point_into_the_override(override: str, message: str) -> None:
+    result = compile_file(str(ROOT / "specs/mnist.net"), [override])
+    assert not result.ok
+    found = [d for d in result.diagnostics if message in d.message]
+    assert found, [d.message for d in result.diagnostics]
+    assert found[0].file == "--set" and found[0].origin == override
+    assert 1 <= found[0].column <= len(override) + 1
+
+
+def test_errors_are_all_reported_in_one_pass() -> None:
+    text = "network A {\n    input [4]\n    dense(2, bais=true) -> rleu\n    dropuot(0.1)\n}\n"
+    codes = [d.code for d in compile_text(text).diagnostics if d.severity == "error"]
+    assert codes.count("NS010") == 2 and codes.count("NS011") == 1
+
+
+def test_syntax_error_recovery_reports_later_errors() -> None:
+    text = "network A {\n    input [4]\n    dense(2 3)\n    dense(4) relu\n    rleu\n}\n"
+    diags = compile_text(text).diagnostics
+    assert [d.line for d in diags if d.severity == "error"] == [3, 4, 5]
+
+
+def test_warning_for_softmax_before_cross_entropy() -> None:
+    text = (ROOT / "specs/mnist.net").read_text().replace("dense(10)\n", "dense(10) -> softmax\n")
+    result = compile_text(text)
+    assert result.ok
+    assert [d.code for d in result.diagnostics] == ["NS101"]
+
+
+def test_memory_guard_is_configurable() -> None:
+    from netspec.check import Options
+    text = (ROOT / "specs/mnist.net").read_text()
+    assert compile_text(text, options=Options(max_memory=1 << 30)).ok
+    small = compile_text(text, options=Options(max_memory=1 << 20))
+    assert [d.code for d in small.diagnostics] == ["NS060"]
+    assert "over the 1.0 MiB limit" in small.diagnostics[0].message
+
+
+# --- command line contracts ---------------------------------------------------------------
+
+
+def test_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.net"
+    bad.write_text("network A {\n    input [4]\n    dense(-1)\n}\n")
+    assert main(["check", str(ROOT / "specs/mnist.net")]) == 0
+    assert main(["check", str(bad)]) == 1
+    assert main(["check", str(tmp_path / "missing.net")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.net" in err and "Traceback" not in err
+
+
+def test_check_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.net"
+    bad.write_text("network A {\n    input [4]\n    dense(-1)\n}\n")
+    assert main(["check", str(bad), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    keys = {"file", "line", "column", "end_line", "end_column", "severity", "code", "message", "hint"}
+    assert all(set(d) == keys for d in data)
+    errors = [d for d in data if d["severity"] == "error"]
+    assert errors[0]["line"] == 3 and errors[0]["column"] == 11 and errors[0]["code"] == "NS015"
+
+
+def test_fmt_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    messy = tmp_path / "m.net"
+    messy.write_text("network A{input [4]\n  dense(2)->relu # keep me\n}\n")
+    assert main(["fmt", "--check", str(messy)]) == 1
+    assert main(["fmt", "--write", str(messy)]) == 0
+    assert messy.read_text() == "network A {\n    input [4]\n    dense(2) -> relu  # keep me\n}\n"
+    assert main(["fmt", "--check", str(messy)]) == 0
+    assert main(["fmt", "--check", *map(str, SPECS)]) == 0
+
+
+def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Program" and "Conv2d" in schema["$defs"]
+
+
+@pytest.mark.parametrize("command", ["check", "summary", "fmt", "schema", "docs"])
+def test_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("netspec ")
+
+
+def test_language_reference_is_fresh() -> None:
+    from netspec.docs import update
+    text = (ROOT / "docs/language.md").read_text()
+    assert update(text) == text, "docs/language.md is stale: run `make docs`"
+
+
+def test_reference_covers_every_registry_entry() -> None:
+    from netspec.docs import reference
+    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+    text = reference()
+    for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS):
+        for name in registry.names():
+            assert f"### `{name}`" in text
+
+
+def test_registry_has_the_canonical_names() -> None:
+    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+    assert set(LAYERS.names()) == set(
+        "dense conv1d conv2d conv_transpose2d maxpool avgpool global_avgpool flatten reshape dropout batchnorm "
+        "layernorm embedding rnn lstm gru attention transformer_encoder upsample relu leaky_relu gelu sigmoid "
+        "tanh softmax log_softmax elu silu".split())
+    assert LOSSES.names() == ["cross_entropy", "nll", "mse", "l1", "huber", "bce", "bce_logits"]
+    assert OPTIMIZERS.names() == ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+    assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "plateau"]
+    assert METRICS.names() == ["accuracy", "top_k", "precision", "recall", "f1", "mse", "mae"]
+    assert SOURCES.names() == ["mnist", "fashion_mnist", "cifar10", "csv", "npz", "image_folder", "text",
+                               "arithmetic"]
+    assert TRANSFORMS.names() == ["normalize", "standardize", "random_flip", "random_crop", "random_rotation",
+                                  "random_shift"]
