@@ -122,10 +122,6 @@ class Program(Node):
         return next((n for n in self.networks if n.name == name), None)
 
 
-for _model in (BlockUse, Repeat, Residual, Network, Program):
-    _model.model_rebuild()
-
-
 def schema() -> dict[str, Any]:
     """The JSON Schema of the IR."""
     return Program.model_json_schema()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -64,11 +65,21 @@ class PostLex:
             yield tok
 
 
-_comment_sink: ContextVar[list[st.Comment]] = ContextVar("comments")
+@dataclass
+class _State:
+    """What one parse collects besides the tree."""
+
+    comments: list[st.Comment] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)
+    depth: dict[int, int] = field(default_factory=dict)  # id(expr) -> nesting depth
+    parens: dict[int, Span] = field(default_factory=dict)  # id(expr) -> span of its parentheses
+
+
+_state: ContextVar[_State] = ContextVar("parse_state")
 
 
 def _collect_comment(tok: Token) -> Token:
-    _comment_sink.get().append(st.Comment(str(tok), tok.line or 0, tok.column or 0))
+    _state.get().comments.append(st.Comment(str(tok), tok.line or 0, tok.column or 0))
     return tok
 
 
@@ -98,11 +109,18 @@ def _int(raw: str) -> int:
 class ToSyntax(Transformer[Token, Any]):
     """Lark tree -> syntax dataclasses. Collects literal errors instead of raising."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[Diagnostic] = []
-        self.depth: dict[int, int] = {}
-        self.parens: dict[int, Span] = {}  # id(expr) -> span of its parentheses
+    # Per-parse state lives in a context variable, shared with the lexer's comment callback.
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return _state.get().errors
+
+    @property
+    def depth(self) -> dict[int, int]:
+        return _state.get().depth
+
+    @property
+    def parens(self) -> dict[int, Span]:
+        return _state.get().parens
 
     # expressions -----------------------------------------------------------
     def int(self, meta: Any, c: list[Token]) -> st.Num:
@@ -284,14 +302,13 @@ def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
 
 
 def _parse_once(text: str, comments: list[st.Comment]) -> tuple[tuple[st.Top, ...], list[Diagnostic]]:
-    token = _comment_sink.set(comments)
+    state = _State(comments=comments)
+    token = _state.set(state)
     try:
-        tree = parser().parse(text)
+        items = ToSyntax().transform(parser().parse(text))
     finally:
-        _comment_sink.reset(token)
-    builder = ToSyntax()
-    items = builder.transform(tree)
-    return items, builder.errors
+        _state.reset(token)
+    return items, state.errors
 
 
 def _can_recover(e: UnexpectedInput, last_line: int, text: str) -> bool:
