@@ -1,12 +1,12 @@
 """netspec: a declarative model-spec compiler for deep learning.
 
-    from netspec import load
-    program = load("specs/mnist.net", overrides=["train.epochs=2"])
+from netspec import load
+program = load("specs/mnist.net", overrides=["train.epochs=2"])
 """
 
 __version__ = "0.1.0"
 
-from netspec.diagnostics import Diagnostic, SpecError  # noqa: E402
-from netspec.pipeline import compile_file, compile_text, load  # noqa: E402
+from netspec.diagnostics import Diagnostic, SpecError
+from netspec.pipeline import compile_file, compile_text, load
 
 __all__ = ["Diagnostic", "SpecError", "__version__", "compile_file", "compile_text", "load"]

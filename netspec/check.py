@@ -25,10 +25,16 @@ from netspec.values import INVALID, Binder, CallValue, Evaluator, Symbol, descri
 GiB = 1 << 30
 MAX_LAYERS = 100_000  # after expanding blocks and repeats
 MAX_BLOCK_DEPTH = 32
+MAX_BODY_DEPTH = 100  # bodies inside bodies, through blocks: keeps the recursive passes far from the stack limit
 TOP = Span.at(1, 1, 1, 2)
 OTHER_REGISTRIES: dict[str, Registry[Any]] = {
-    "loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "metric": METRICS,
-    "source": SOURCES, "transform": TRANSFORMS}
+    "loss": LOSSES,
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "metric": METRICS,
+    "source": SOURCES,
+    "transform": TRANSFORMS,
+}
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,11 @@ class Checker:
         self.trace = Trace()
         self._stack: list[tuple[str, Span]] = []  # block uses being expanded
         self._layer_count = 0
+        self._depth = 0  # bodies being lowered, one inside the other
 
-    def report(self, code: str, message: str, span: Span, hint: str | None = None,
-               severity: Severity = "error") -> None:
+    def report(
+        self, code: str, message: str, span: Span, hint: str | None = None, severity: Severity = "error"
+    ) -> None:
         """Record a diagnostic once (a block used twice reports its own error once)."""
         if self._stack and span.origin is None:
             name, use = self._stack[-1]
@@ -92,8 +100,13 @@ class Checker:
         self._memory(networks, train, dataset)
         if has_errors(self.diagnostics):
             return None
-        return ir.Program(version=ir.FORMAT_VERSION, constants=_jsonable(self.constants),
-                          networks=networks, dataset=dataset, train=train)
+        return ir.Program(
+            version=ir.FORMAT_VERSION,
+            constants=_jsonable(self.constants),
+            networks=networks,
+            dataset=dataset,
+            train=train,
+        )
 
     def _version(self, module: st.Module) -> None:
         for i, item in enumerate(module.items):
@@ -102,8 +115,12 @@ class Checker:
             if i != 0:
                 self.report("NS071", "`version` must be the first statement", item.span)
             elif item.number.value != ir.FORMAT_VERSION:
-                self.report("NS070", f"unsupported format version {item.number.value}; this netspec reads "
-                            f"version {ir.FORMAT_VERSION}", item.number.span, "upgrade netspec")
+                self.report(
+                    "NS070",
+                    f"unsupported format version {item.number.value}; this netspec reads version {ir.FORMAT_VERSION}",
+                    item.number.span,
+                    "upgrade netspec",
+                )
 
     def _declare(self, module: st.Module) -> None:
         """Constants (in order) and block definitions; duplicates and shadowing are errors."""
@@ -118,11 +135,11 @@ class Checker:
 
     def _unique(self, name: str, span: Span, defined: dict[str, Span]) -> None:
         if name in defined:
-            self.report("NS021", f"`{name}` is already defined at line {defined[name].line}", span,
-                        "give it another name")
+            self.report(
+                "NS021", f"`{name}` is already defined at line {defined[name].line}", span, "give it another name"
+            )
         elif name in LAYERS.entries:
-            self.report("NS021", f"`{name}` is a built-in layer and cannot be redefined", span,
-                        "give it another name")
+            self.report("NS021", f"`{name}` is a built-in layer and cannot be redefined", span, "give it another name")
         defined.setdefault(name, span)
 
     def _let(self, item: st.Let) -> None:
@@ -149,28 +166,43 @@ class Checker:
         for item in module.items:
             if isinstance(item, st.Section):
                 if item.kind in found:
-                    self.report("NS031", f"a spec has one `{item.kind}` section; this is a second one",
-                                item.span, f"the first is at line {found[item.kind].span.line}")
+                    self.report(
+                        "NS031",
+                        f"a spec has one `{item.kind}` section; this is a second one",
+                        item.span,
+                        f"the first is at line {found[item.kind].span.line}",
+                    )
                 found.setdefault(item.kind, item)
         return found
 
     def _missing(self, module: st.Module, sections: dict[str, st.Section]) -> None:
         if not any(isinstance(x, st.Network) for x in module.items):
-            self.report("NS035", "the spec defines no network", TOP,
-                        "add one, e.g. `network Net { input [4]\n dense(2) }`")
+            self.report(
+                "NS035", "the spec defines no network", TOP, "add one, e.g. `network Net { input [4]; dense(2) }`"
+            )
         if "train" in sections and "dataset" not in sections:
             self.report("NS035", "the `train` section needs a `dataset` section", sections["train"].span)
         elif "train" not in sections and any(isinstance(x, st.Network) for x in module.items):
-            self.report("NS036", "no `train` section: `netspec run` needs one", TOP,
-                        "add `train { loss ... optimizer ... epochs ... }`", "warning")
+            self.report(
+                "NS036",
+                "no `train` section: `netspec run` needs one",
+                TOP,
+                "add `train { loss ... optimizer ... epochs ... }`",
+                "warning",
+            )
 
     # --- networks -------------------------------------------------------------------------
 
     def _network(self, net: st.Network) -> ir.Network | None:
         steps = net.body.steps
         if not steps or not isinstance(steps[0], st.Input):
-            self.report("NS042", f"network `{net.name}` has no `input` shape", net.name_span,
-                        "make its first line the shape of one sample, e.g. `input [1, 28, 28]`")
+            if not any(isinstance(s, st.Input) for s in steps):  # a late `input` is reported where it is
+                self.report(
+                    "NS042",
+                    f"network `{net.name}` has no `input` shape",
+                    net.name_span,
+                    "make its first line the shape of one sample, e.g. `input [1, 28, 28]`",
+                )
             self._lower(steps, None, self.constants)  # still check its layers' arguments
             return None
         shape = self._input_shape(steps[0])
@@ -178,8 +210,14 @@ class Checker:
         lowered, out = self._lower(steps[1:], shape, self.constants)
         if shape is None or out is None or lowered is None:
             return None
-        node = ir.Network(name=net.name, span=net.span, input_shape=shape, output_shape=out,
-                          params=sum(s.params or 0 for s in lowered), steps=lowered)
+        node = ir.Network(
+            name=net.name,
+            span=net.span,
+            input_shape=shape,
+            output_shape=out,
+            params=sum(s.params or 0 for s in lowered),
+            steps=lowered,
+        )
         self.trace.networks[net.name] = node
         return node
 
@@ -187,21 +225,36 @@ class Checker:
         value = self.evaluator.eval(item.shape, self.constants)
         if isinstance(value, int) and not isinstance(value, bool):
             value = (value,)
-        if isinstance(value, tuple) and value and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                      for d in value):
+        if (
+            isinstance(value, tuple)
+            and value
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value)
+        ):
             return value
         if value is not INVALID:
-            self.report("NS043", f"`input` needs a shape such as [1, 28, 28], got {describe_value(value)}",
-                        item.shape.span, "list the per-sample dimensions (batch excluded) as positive integers")
+            self.report(
+                "NS043",
+                f"`input` needs a shape such as [1, 28, 28], got {describe_value(value)}",
+                item.shape.span,
+                "list the per-sample dimensions (batch excluded) as positive integers",
+            )
         return None
 
-    def _lower(self, steps: tuple[st.Step, ...], shape: Shape | None,
-               scope: dict[str, Any]) -> tuple[list[Any] | None, Shape | None]:
+    def _lower(
+        self, steps: tuple[st.Step, ...], shape: Shape | None, scope: dict[str, Any]
+    ) -> tuple[list[Any] | None, Shape | None]:
         """Lower steps from an input shape. Returns (IR steps or None on error, output shape)."""
         out: list[Any] | None = []
-        for step in steps:
-            nodes, shape = self._step(step, shape, scope)
-            out = out + nodes if out is not None and nodes is not None else None
+        self._depth += 1
+        try:
+            for step in steps:
+                nodes, shape = self._step(step, shape, scope)
+                if out is not None and nodes is not None:
+                    out.extend(nodes)  # not `out + nodes`: quadratic in a long body
+                else:
+                    out = None
+        finally:
+            self._depth -= 1
         return out, shape
 
     def _step(self, step: st.Step, shape: Shape | None, scope: dict[str, Any]) -> tuple[list[Any] | None, Shape | None]:
@@ -209,17 +262,29 @@ class Checker:
             nodes: list[Any] | None = []
             for call in step.calls:
                 node, shape = self._call(call, shape, scope)
-                nodes = nodes + [node] if nodes is not None and node is not None else None
+                if nodes is not None and node is not None:
+                    nodes.append(node)
+                else:
+                    nodes = None
             return nodes, shape
         if isinstance(step, st.Repeat):
             return self._repeat(step, shape, scope)
         if isinstance(step, st.Residual):
             return self._residual(step, shape, scope)
-        where = "a block" if self._stack else "a network"
-        self.report("NS044", f"`input` must be the first line of a network, not inside {where}", step.span)
+        if self._stack:
+            self.report("NS044", "`input` belongs on the first line of a network, not inside a block", step.span)
+        else:
+            self.report(
+                "NS044",
+                "`input` must be the first line of the network",
+                step.span,
+                "move it above the layers; a network has one `input`",
+            )
         return None, shape
 
     def _call(self, call: st.Call, shape: Shape | None, scope: dict[str, Any]) -> tuple[Any, Shape | None]:
+        if self._layer_count > MAX_LAYERS:  # blocks of blocks can expand exponentially: stop expanding
+            return None, None
         if call.name in self.blocks:
             return self._block_use(self.blocks[call.name], call, shape, scope)
         cls = LAYERS.get(call.name)
@@ -227,6 +292,9 @@ class Checker:
             self._unknown_layer(call)
             return None, None
         self._layer_count += 1
+        if self._layer_count > MAX_LAYERS:
+            self._too_many_layers(call.span)
+            return None, None
         op = self.binder.bind(cls, call.args, call.span, scope, "layer")
         if op is None or shape is None:
             return None, None
@@ -246,17 +314,27 @@ class Checker:
     def _unknown_layer(self, call: st.Call) -> None:
         for what, registry in OTHER_REGISTRIES.items():
             if call.name in registry.entries:
-                self.report("NS010", f"`{call.name}` is a {what}, not a layer", call.name_span,
-                            f"use it in the {'dataset' if what in ('source', 'transform') else 'train'} section")
+                article = "an" if what[0] in "aeiou" else "a"
+                self.report(
+                    "NS010",
+                    f"`{call.name}` is {article} {what}, not a layer",
+                    call.name_span,
+                    f"use it in the {'dataset' if what in ('source', 'transform') else 'train'} section",
+                )
                 return
         names = LAYERS.names() + list(self.blocks)
         hint = did_you_mean(call.name, names) or "see `netspec docs` for the list of layers"
         self.report("NS010", f"unknown layer `{call.name}`", call.name_span, hint)
 
-    def _block_use(self, block: st.Block, call: st.Call, shape: Shape | None,
-                   scope: dict[str, Any]) -> tuple[Any, Shape | None]:
+    def _block_use(
+        self, block: st.Block, call: st.Call, shape: Shape | None, scope: dict[str, Any]
+    ) -> tuple[Any, Shape | None]:
         if any(name == block.name for name, _ in self._stack) or len(self._stack) >= MAX_BLOCK_DEPTH:
             self.report("NS022", f"block `{block.name}` uses itself", call.span, "blocks cannot be recursive")
+            return None, None
+        if self._depth >= MAX_BODY_DEPTH:
+            self.report("NS022", f"blocks and repeats are nested more than {MAX_BODY_DEPTH} levels deep here",
+                        call.span, "flatten some of the blocks")
             return None, None
         args = self._block_args(block, call, scope)
         if args is None:
@@ -268,8 +346,15 @@ class Checker:
             self._stack.pop()
         if steps is None or shape is None or out is None:
             return None, out
-        return ir.BlockUse(span=call.span, name=block.name, args=_jsonable(args), steps=steps,
-                           input_shape=shape, output_shape=out, params=_params(steps)), out
+        return ir.BlockUse(
+            span=call.span,
+            name=block.name,
+            args=_jsonable(args),
+            steps=steps,
+            input_shape=shape,
+            output_shape=out,
+            params=_params(steps),
+        ), out
 
     def _block_args(self, block: st.Block, call: st.Call, scope: dict[str, Any]) -> dict[str, Any] | None:
         names = [p.name for p in block.params]
@@ -288,13 +373,21 @@ class Checker:
     def _bad_block_arg(self, block: st.Block, arg: st.Arg, name: str | None, bound: dict[str, Any]) -> None:
         names = [p.name for p in block.params]
         if name is None:
-            self.report("NS013", f"block `{block.name}` takes {len(names)} argument{'s' * (len(names) != 1)}",
-                        arg.span, f"its parameters: {', '.join(names) or 'none'}")
+            self.report(
+                "NS013",
+                f"block `{block.name}` takes {len(names)} argument{'s' * (len(names) != 1)}",
+                arg.span,
+                f"its parameters: {', '.join(names) or 'none'}",
+            )
         elif name in bound:
             self.report("NS016", f"`{name}` is given twice", arg.span)
         else:
-            self.report("NS011", f"block `{block.name}` has no parameter `{name}`", arg.name_span or arg.span,
-                        did_you_mean(name, names) or f"its parameters: {', '.join(names) or 'none'}")
+            self.report(
+                "NS011",
+                f"block `{block.name}` has no parameter `{name}`",
+                arg.name_span or arg.span,
+                did_you_mean(name, names) or f"its parameters: {', '.join(names) or 'none'}",
+            )
 
     def _block_value(self, e: st.Expr, scope: dict[str, Any]) -> Any:
         value = self.evaluator.eval(e, scope)
@@ -308,57 +401,103 @@ class Checker:
             if p.name in bound:
                 continue
             if p.default is None:
-                self.report("NS012", f"block `{block.name}` needs `{p.name}`", call.span,
-                            f"write it as `{block.name}({', '.join(q.name for q in block.params)})`")
+                from netspec.fmt import expr
+
+                params = (q.name if q.default is None else f"{q.name}={expr(q.default)}" for q in block.params)
+                self.report(
+                    "NS012",
+                    f"block `{block.name}` needs `{p.name}`",
+                    call.span,
+                    f"write it as `{block.name}({', '.join(params)})`",
+                )
                 return None
             bound[p.name] = self._block_value(p.default, {**self.constants, **bound})
             if bound[p.name] is INVALID:
                 return None
         return bound
 
-    def _repeat(self, step: st.Repeat, shape: Shape | None,
-                scope: dict[str, Any]) -> tuple[list[Any] | None, Shape | None]:
+    def _repeat(
+        self, step: st.Repeat, shape: Shape | None, scope: dict[str, Any]
+    ) -> tuple[list[Any] | None, Shape | None]:
         count = self.evaluator.eval(step.count, scope)
         if not (isinstance(count, int) and not isinstance(count, bool) and count > 0):
             if count is not INVALID:
-                self.report("NS045", f"`repeat` needs a positive integer count, got {describe_value(count)}",
-                            step.count.span)
+                self.report(
+                    "NS045", f"`repeat` needs a positive integer count, got {describe_value(count)}", step.count.span
+                )
             self._lower(step.body.steps, None, scope)
             return None, None
         iterations: list[list[Any]] | None = []
         start = shape
-        for _ in range(count):
-            if self._layer_count > MAX_LAYERS:
-                self.report("NS060", f"the network expands to more than {MAX_LAYERS:,} layers", step.span,
-                            "use fewer or smaller repeats")
+        before = self._layer_count
+        for i in range(count):
+            # After one iteration the total is foreseeable: `repeat 100000000 { ... }` fails at once.
+            if self._layer_count > MAX_LAYERS or (
+                i == 1 and self._layer_count + (self._layer_count - before) * (count - 1) > MAX_LAYERS
+            ):
+                self._too_many_layers(step.span)
                 return None, None
+            mark = self._layer_count
             steps, shape = self._lower(step.body.steps, shape, scope)
-            iterations = iterations + [steps] if iterations is not None and steps is not None else None
+            self._layer_count = max(self._layer_count, mark + 1)  # an empty body counts too, so loops stay bounded
+            if iterations is not None and steps is not None:
+                iterations.append(steps)  # not `iterations + [steps]`: quadratic in the count
+            else:
+                iterations = None
             if shape is None:
                 break
         if iterations is None or start is None or shape is None:
             return None, shape
-        node = ir.Repeat(span=step.span, count=count, iterations=iterations, input_shape=start,
-                         output_shape=shape, params=sum(_params(it) for it in iterations))
+        node = ir.Repeat(
+            span=step.span,
+            count=count,
+            iterations=iterations,
+            input_shape=start,
+            output_shape=shape,
+            params=sum(_params(it) for it in iterations),
+        )
         return [node], shape
 
-    def _residual(self, step: st.Residual, shape: Shape | None,
-                  scope: dict[str, Any]) -> tuple[list[Any] | None, Shape | None]:
+    def _too_many_layers(self, span: Span) -> None:
+        """Report the layer limit once, at the outermost block use that crossed it."""
+        if any(d.code == "NS060" and "expands to more than" in d.message for d in self.diagnostics):
+            return
+        stack, self._stack = self._stack, []
+        try:
+            where = stack[0][1] if stack else span
+            self.report("NS060", f"the network expands to more than {MAX_LAYERS:,} layers", where,
+                        "use fewer or smaller repeats and blocks")
+        finally:
+            self._stack = stack
+
+    def _residual(
+        self, step: st.Residual, shape: Shape | None, scope: dict[str, Any]
+    ) -> tuple[list[Any] | None, Shape | None]:
         steps, out = self._lower(step.body.steps, shape, scope)
         if shape is None or out is None or steps is None:
             return None, out if shape is None else None
         if out != shape:
-            self.report("NS046", f"a residual body must keep the shape: it maps {fmt_shape(shape)} to "
-                        f"{fmt_shape(out)}, and x + f(x) needs them equal", step.span,
-                        "keep channels and size inside the residual, or move the change outside it")
+            self.report(
+                "NS046",
+                f"a residual body must keep the shape: it maps {fmt_shape(shape)} to "
+                f"{fmt_shape(out)}, and x + f(x) needs them equal",
+                step.span,
+                "keep channels and size inside the residual, or move the change outside it",
+            )
             return None, None
-        return [ir.Residual(span=step.span, steps=steps, input_shape=shape, output_shape=out,
-                            params=_params(steps))], out
+        return [
+            ir.Residual(span=step.span, steps=steps, input_shape=shape, output_shape=out, params=_params(steps))
+        ], out
 
     # --- dataset and train sections -------------------------------------------------------
 
-    def _entries(self, section: st.Section, model: type[ir.Node], handlers: dict[str, Callable[[st.Entry], Any]],
-                 extra_keys: list[str]) -> tuple[dict[str, Any], dict[str, Span]]:
+    def _entries(
+        self,
+        section: st.Section,
+        model: type[ir.Node],
+        handlers: dict[str, Callable[[st.Entry], Any]],
+        extra_keys: list[str],
+    ) -> tuple[dict[str, Any], dict[str, Span]]:
         """Turn entries into field values; ``handlers`` parse the keys that hold registry calls."""
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
@@ -389,14 +528,22 @@ class Checker:
         hint = did_you_mean(entry.key, keys)
         if hint is None and entry.key in LAYERS.entries:
             hint = "layers belong in a `network` block"
-        self.report("NS030", f"unknown key `{entry.key}` in the {kind} section", entry.key_span,
-                    hint or "valid keys: " + ", ".join(keys[:12]) + ("..." if len(keys) > 12 else ""))
+        self.report(
+            "NS030",
+            f"unknown key `{entry.key}` in the {kind} section",
+            entry.key_span,
+            hint or "valid keys: " + ", ".join(keys[:12]) + ("..." if len(keys) > 12 else ""),
+        )
 
     def _scalar(self, entry: st.Entry, model: type[ir.Node]) -> Any:
         """`key value`; a bare `key` means true for a flag (`compile`)."""
         if entry.args is not None:
-            self.report("NS032", f"`{entry.key}` takes a value, written without parentheses",
-                        entry.span, f"write `{entry.key} VALUE`")
+            self.report(
+                "NS032",
+                f"`{entry.key}` takes a value, written without parentheses",
+                entry.span,
+                f"write `{entry.key} VALUE`",
+            )
             return INVALID
         if not entry.values:
             if model.model_fields[entry.key].annotation is bool:
@@ -415,8 +562,12 @@ class Checker:
     def _registry_value(self, registry: Registry[Any], entry: st.Entry, value_expr: st.Expr | None) -> Any:
         """`loss cross_entropy`, `loss cross_entropy(label_smoothing=0.1)`, `metrics top_k(k=3)`."""
         if value_expr is None:
-            self.report("NS032", f"`{entry.key}` needs a {registry.what}", entry.span,
-                        f"for example `{entry.key} {registry.names()[0]}`")
+            self.report(
+                "NS032",
+                f"`{entry.key}` needs a {registry.what}",
+                entry.span,
+                f"for example `{entry.key} {registry.names()[0]}`",
+            )
             return INVALID
         value = self.evaluator.eval(value_expr, {}) if isinstance(value_expr, (st.Name, st.Call)) else None
         if isinstance(value, Symbol):
@@ -424,17 +575,25 @@ class Checker:
         elif isinstance(value, CallValue):
             name, args, name_span = value.call.name, value.call.args, value.call.name_span
         else:
-            self.report("NS032", f"`{entry.key}` needs a {registry.what} name, got "
-                        f"{describe_value(self.evaluator.eval(value_expr, self.constants))}", value_expr.span,
-                        f"one of: {', '.join(registry.names())}")
+            self.report(
+                "NS032",
+                f"`{entry.key}` needs a {registry.what} name, got "
+                f"{describe_value(self.evaluator.eval(value_expr, self.constants))}",
+                value_expr.span,
+                f"one of: {', '.join(registry.names())}",
+            )
             return INVALID
         return self._bind_named(registry, name, args, name_span, value_expr.span)
 
     def _bind_named(self, registry: Registry[Any], name: str, args: Any, name_span: Span, span: Span) -> Any:
         cls = registry.get(name)
         if cls is None:
-            self.report("NS010", f"unknown {registry.what} `{name}`", name_span,
-                        did_you_mean(name, registry.names()) or f"one of: {', '.join(registry.names())}")
+            self.report(
+                "NS010",
+                f"unknown {registry.what} `{name}`",
+                name_span,
+                did_you_mean(name, registry.names()) or f"one of: {', '.join(registry.names())}",
+            )
             return INVALID
         op = self.binder.bind(cls, args, span, self.constants, registry.what)
         return INVALID if op is None else op
@@ -442,12 +601,17 @@ class Checker:
     def _one(self, registry: Registry[Any]) -> Callable[[st.Entry], Any]:
         def handler(entry: st.Entry) -> Any:
             if entry.args is not None:
-                self.report("NS032", f"write `{entry.key} NAME(...)`, not `{entry.key}(...)`", entry.span,
-                            f"for example `{entry.key} {registry.names()[0]}`")
+                self.report(
+                    "NS032",
+                    f"write `{entry.key} NAME(...)`, not `{entry.key}(...)`",
+                    entry.span,
+                    f"for example `{entry.key} {registry.names()[0]}`",
+                )
                 return INVALID
             if len(entry.values) > 1:
                 self.report("NS032", f"`{entry.key}` takes one {registry.what}", entry.values[1].span)
             return self._registry_value(registry, entry, entry.values[0] if entry.values else None)
+
         return handler
 
     def _dataset(self, section: st.Section) -> ir.Dataset | None:
@@ -455,8 +619,12 @@ class Checker:
 
         def transform(entry: st.Entry) -> Any:
             if entry.values:
-                self.report("NS032", f"`{entry.key}` takes arguments in parentheses",
-                            entry.values[0].span, f"write `{TRANSFORMS.entries[entry.key].signature()}`")
+                self.report(
+                    "NS032",
+                    f"`{entry.key}` takes arguments in parentheses",
+                    entry.values[0].span,
+                    f"write `{TRANSFORMS.entries[entry.key].signature()}`",
+                )
                 return INVALID
             op = self._bind_named(TRANSFORMS, entry.key, entry.args, entry.key_span, entry.span)
             if op is not INVALID:
@@ -466,24 +634,37 @@ class Checker:
         handlers = {"source": self._one(SOURCES), **{name: transform for name in TRANSFORMS.names()}}
         values, spans = self._entries(section, ir.Dataset, handlers, TRANSFORMS.names())
         if "source" not in values and not any(e.key == "source" for e in section.entries):
-            self.report("NS033", "the dataset section needs a `source`", section.span,
-                        "for example `source mnist`; sources: " + ", ".join(SOURCES.names()))
+            self.report(
+                "NS033",
+                "the dataset section needs a `source`",
+                section.span,
+                "for example `source mnist`; sources: " + ", ".join(SOURCES.names()),
+            )
         values.pop("transforms", None)
-        return self._validate(ir.Dataset, {**values, "transforms": transforms, "name": section.name,
-                                           "span": section.span}, spans, section.span)
+        return self._validate(
+            ir.Dataset,
+            {**values, "transforms": transforms, "name": section.name, "span": section.span},
+            spans,
+            section.span,
+        )
 
     def _train(self, section: st.Section, module: st.Module) -> ir.Train | None:
         def metrics(entry: st.Entry) -> Any:
             found = [self._registry_value(METRICS, entry, v) for v in entry.values]
             if not entry.values:
-                self.report("NS032", "`metrics` needs at least one metric", entry.span,
-                            "one of: " + ", ".join(METRICS.names()))
+                self.report(
+                    "NS032", "`metrics` needs at least one metric", entry.span, "one of: " + ", ".join(METRICS.names())
+                )
             return INVALID if INVALID in found else found
 
         def early(entry: st.Entry) -> Any:
             if entry.values:
-                self.report("NS032", "`early_stopping` takes arguments in parentheses", entry.values[0].span,
-                            f"write `{EarlyStopping.signature()}`")
+                self.report(
+                    "NS032",
+                    "`early_stopping` takes arguments in parentheses",
+                    entry.values[0].span,
+                    f"write `{EarlyStopping.signature()}`",
+                )
                 return INVALID
             op = self.binder.bind(EarlyStopping, entry.args, entry.span, self.constants, "")
             return INVALID if op is None else op
@@ -494,9 +675,14 @@ class Checker:
                 return value
             return INVALID
 
-        handlers = {"loss": self._one(LOSSES), "optimizer": self._one(OPTIMIZERS),
-                    "schedule": self._one(SCHEDULES), "metrics": metrics, "early_stopping": early,
-                    "model": model}
+        handlers = {
+            "loss": self._one(LOSSES),
+            "optimizer": self._one(OPTIMIZERS),
+            "schedule": self._one(SCHEDULES),
+            "metrics": metrics,
+            "early_stopping": early,
+            "model": model,
+        }
         values, spans = self._entries(section, ir.Train, handlers, [])
         self._train_defaults(section, module, values)
         return self._validate(ir.Train, {**values, "span": section.span}, spans, section.span)
@@ -504,8 +690,13 @@ class Checker:
     def _network_ref(self, name: str, entry: st.Entry, module: st.Module) -> bool:
         names = [x.name for x in module.items if isinstance(x, st.Network)]
         if name not in names:
-            self.report("NS020", f"unknown network `{name}`", entry.values[0].span,
-                        did_you_mean(name, names) or f"networks: {', '.join(names) or 'none'}")
+            if names:  # with no network at all, "the spec defines no network" says it
+                self.report(
+                    "NS020",
+                    f"unknown network `{name}`",
+                    entry.values[0].span,
+                    did_you_mean(name, names) or f"networks: {', '.join(names)}",
+                )
             return False
         return True
 
@@ -516,12 +707,15 @@ class Checker:
             if len(networks) == 1:
                 values["model"] = networks[0]
             elif networks:
-                self.report("NS033", "the train section needs `model`: this spec has several networks",
-                            section.span, f"add `model {networks[0]}`")
+                self.report(
+                    "NS033",
+                    "the train section needs `model`: this spec has several networks",
+                    section.span,
+                    f"add `model {networks[0]}`",
+                )
         for key, example in (("loss", "cross_entropy"), ("optimizer", "adam(lr=1e-3)")):
             if key not in given:
-                self.report("NS033", f"the train section needs `{key}`", section.span,
-                            f"for example `{key} {example}`")
+                self.report("NS033", f"the train section needs `{key}`", section.span, f"for example `{key} {example}`")
         if "epochs" not in given and "steps" not in given:
             self.report("NS033", "the train section needs `epochs` or `steps`", section.span, "for example `epochs 10`")
         elif "epochs" in given and "steps" in given:
@@ -532,14 +726,18 @@ class Checker:
         from pydantic import ValidationError
 
         from netspec.values import describe_field
+
         try:
             return model.model_validate(values)
         except ValidationError as e:
             for err in e.errors():
                 key = str(err["loc"][0]) if err["loc"] else ""
                 if key in spans:
-                    self.report("NS015", f"`{key}` must be {describe_field(model.model_fields[key])}, "
-                                f"got {describe_value(values[key])}", spans[key])
+                    self.report(
+                        "NS015",
+                        f"`{key}` must be {describe_field(model.model_fields[key])}, got {describe_value(values[key])}",
+                        spans[key],
+                    )
             return None
 
     # --- cross-section checks -------------------------------------------------------------
@@ -551,9 +749,13 @@ class Checker:
         if net is None:
             return
         if sample is not None and net.input_shape != sample:
-            self.report("NS041", f"network `{net.name}` takes input {fmt_shape(net.input_shape)}, but the dataset "
-                        f"gives samples of shape {fmt_shape(sample)}", self.trace.inputs.get(net.name, net.span),
-                        f"write `input {fmt_shape(sample)}`")
+            self.report(
+                "NS041",
+                f"network `{net.name}` takes input {fmt_shape(net.input_shape)}, but the dataset "
+                f"gives samples of shape {fmt_shape(sample)}",
+                self.trace.inputs.get(net.name, net.span),
+                f"write `input {fmt_shape(sample)}`",
+            )
         for p in train.loss.check_output(net.output_shape, task, _last_kind(net.steps)):
             self.binder.problem(p, train.loss.span or train.span, "NS050" if p.severity == "error" else "NS101")
         self._metrics(train, net, task)
@@ -563,8 +765,11 @@ class Checker:
         shape = task.input_shape
         for t in dataset.transforms:
             if t.image_only and not task.image:
-                self.report("NS037", f"`{t.kind}` works on images, but source `{dataset.source.kind}` "
-                            "does not give images", t.span or dataset.span)
+                self.report(
+                    "NS037",
+                    f"`{t.kind}` works on images, but source `{dataset.source.kind}` does not give images",
+                    t.span or dataset.span,
+                )
                 continue
             if shape is not None:
                 try:
@@ -578,12 +783,19 @@ class Checker:
         for m in train.metrics:
             if m.task != target:
                 kind = "class predictions" if m.task == "class" else "numeric predictions"
-                self.report("NS051", f"metric `{m.kind}` needs {kind}, but `{train.loss.kind}` trains "
-                            f"{'a regression' if target == 'value' else 'a classifier'}", m.span or train.span,
-                            "use mse or mae" if target == "value" else "use accuracy, precision, recall or f1")
+                self.report(
+                    "NS051",
+                    f"metric `{m.kind}` needs {kind}, but `{train.loss.kind}` trains "
+                    f"{'a regression' if target == 'value' else 'a classifier'}",
+                    m.span or train.span,
+                    "use mse or mae" if target == "value" else "use accuracy, precision, recall or f1",
+                )
             elif m.kind == "top_k" and m.k > net.output_shape[-1]:
-                self.report("NS051", f"top_k with k={m.k} needs more than the {net.output_shape[-1]} classes the "
-                            "network scores", m.span or train.span)
+                self.report(
+                    "NS051",
+                    f"top_k with k={m.k} needs more than the {net.output_shape[-1]} classes the network scores",
+                    m.span or train.span,
+                )
 
     def _monitors(self, train: ir.Train, dataset: ir.Dataset) -> None:
         names = ["val_loss", "train_loss"] + [f"val_{m.kind}" for m in train.metrics]
@@ -593,11 +805,19 @@ class Checker:
                 continue
             span = op.span or train.span
             if monitor not in names:
-                self.report("NS052", f"cannot monitor `{monitor}`", span,
-                            did_you_mean(monitor, names) or f"choose from {', '.join(names)}")
+                self.report(
+                    "NS052",
+                    f"cannot monitor `{monitor}`",
+                    span,
+                    did_you_mean(monitor, names) or f"choose from {', '.join(names)}",
+                )
             elif monitor.startswith("val_") and dataset.validation == 0:
-                self.report("NS052", f"monitoring `{monitor}` needs a validation split", span,
-                            "add `validation 0.1` to the dataset section")
+                self.report(
+                    "NS052",
+                    f"monitoring `{monitor}` needs a validation split",
+                    span,
+                    "add `validation 0.1` to the dataset section",
+                )
 
     def _memory(self, networks: list[ir.Network], train: ir.Train | None, dataset: ir.Dataset | None) -> None:
         for net in networks:
@@ -608,10 +828,14 @@ class Checker:
             activations = batch * (numel(net.input_shape) + _activation_elements(net.steps)) * 4 * (2 if trained else 1)
             total = weights + activations
             if total > self.options.max_memory:
-                self.report("NS060", f"network `{net.name}` would need about {_gib(total)} "
-                            f"({net.params:,} parameters: {_gib(weights)}; activations at batch {batch}: "
-                            f"{_gib(activations)}), over the {_gib(self.options.max_memory)} limit", net.span,
-                            "shrink the network or the batch, or raise the limit with --max-memory")
+                self.report(
+                    "NS060",
+                    f"network `{net.name}` would need about {_gib(total)} "
+                    f"({net.params:,} parameters: {_gib(weights)}; activations at batch {batch}: "
+                    f"{_gib(activations)}), over the {_gib(self.options.max_memory)} limit",
+                    net.span,
+                    "shrink the network or the batch, or raise the limit with --max-memory",
+                )
 
 
 def _optimizer_states(train: ir.Train | None) -> int:
@@ -654,6 +878,7 @@ def _params(steps: list[Any]) -> int:
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     def conv(v: Any) -> Any:
         return [conv(x) for x in v] if isinstance(v, tuple) else (None if v is INVALID else v)
+
     return {k: conv(v) for k, v in values.items()}
 
 

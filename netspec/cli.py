@@ -18,14 +18,18 @@ from netspec import __version__
 
 EXAMPLES = {
     "check": "netspec check specs/mnist.net\n  netspec check specs/*.net --format json\n"
-             "  netspec check specs/mnist.net --set train.epochs=2 --set dataset.batch=128",
+    "  netspec check specs/mnist.net --set train.epochs=2 --set dataset.batch=128",
     "summary": "netspec summary specs/mnist.net\n  netspec summary specs/cifar10.net --format json",
     "fmt": "netspec fmt specs/mnist.net            # print the formatted file\n"
-           "  netspec fmt --write specs/*.net        # rewrite in place\n"
-           "  netspec fmt --check specs/*.net        # exit 1 if any file would change (for CI)",
+    "  netspec fmt --write specs/*.net        # rewrite in place\n"
+    "  netspec fmt --check specs/*.net        # exit 1 if any file would change (for CI)",
     "schema": "netspec schema > netspec-ir.schema.json",
+    "run": "netspec run specs/mnist.net\n  netspec run specs/mnist.net --set train.epochs=1 --out runs/quick\n"
+    "  netspec run specs/mnist.net --resume runs/quick --set train.epochs=3   # continue a run",
+    "eval": "netspec eval specs/mnist.net --weights runs/quick/model.safetensors",
+    "predict": "netspec predict specs/mnist.net --weights runs/quick/model.safetensors digit.png more.npy",
     "docs": "netspec docs                            # print the generated reference\n"
-            "  netspec docs --write docs/language.md   # refresh its generated part",
+    "  netspec docs --write docs/language.md   # refresh its generated part",
 }
 
 
@@ -45,31 +49,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"netspec: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"netspec: error: cannot read {e.filename}: {e.strerror}" if e.filename else f"netspec: error: {e}",
-              file=sys.stderr)
+        print(
+            f"netspec: error: cannot read {e.filename}: {e.strerror}" if e.filename else f"netspec: error: {e}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a bug in netspec: say so briefly, no traceback for users
         if os.environ.get("NETSPEC_DEBUG"):
             raise
-        print(f"netspec: internal error: {type(e).__name__}: {e}\n"
-              "Please report it with the spec that caused it (set NETSPEC_DEBUG=1 for a traceback).",
-              file=sys.stderr)
+        print(
+            f"netspec: internal error: {type(e).__name__}: {e}\n"
+            "Please report it with the spec that caused it (set NETSPEC_DEBUG=1 for a traceback).",
+            file=sys.stderr,
+        )
         return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="netspec", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="netspec",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="netspec: a declarative model-spec compiler for deep learning.",
         epilog="examples:\n  netspec check specs/mnist.net\n  netspec summary specs/mnist.net\n\n"
-               "Run `netspec COMMAND --help` for a command's options.")
+        "Run `netspec COMMAND --help` for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"netspec {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _check_cmd(sub)
     _summary_cmd(sub)
     _fmt_cmd(sub)
+    _run_cmds(sub)
     _command(sub, "schema", "print the JSON Schema of the IR", cmd_schema)
     docs = _command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
     docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
@@ -78,17 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:
-    p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
-                       epilog="examples:\n  " + EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text[0].upper() + help_text[1:] + ".",
+        epilog="examples:\n  " + EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.set_defaults(func=func)
     return p
 
 
 def _compile_options(p: Any) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value before checking: train.epochs=2, dataset.batch=128, or a constant")
-    p.add_argument("--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE",
-                   help="memory estimate above which a spec is an error (default 4GiB; env NETSPEC_MAX_MEMORY)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value before checking: train.epochs=2, dataset.batch=128, or a constant",
+    )
+    p.add_argument(
+        "--max-memory",
+        default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"),
+        metavar="SIZE",
+        help="memory estimate above which a spec is an error (default 4GiB; env NETSPEC_MAX_MEMORY)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
@@ -112,6 +138,43 @@ def _fmt_cmd(sub: Any) -> None:
     mode.add_argument("--write", action="store_true", help="rewrite files in place")
 
 
+def _run_cmds(sub: Any) -> None:
+    p = _command(sub, "run", "train and evaluate a spec on PyTorch, writing a run directory", cmd_run)
+    p.add_argument("file", metavar="FILE", help="a spec file (.net)")
+    _data_options(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<spec>-<timestamp>)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    for name, help_text, func in (
+        ("eval", "evaluate trained weights on the test split", cmd_eval),
+        ("predict", "predict classes or values for image or .npy inputs", cmd_predict),
+    ):
+        q = _command(sub, name, help_text, func)
+        q.add_argument("file", metavar="FILE", help="a spec file (.net)")
+        q.add_argument("--weights", required=True, metavar="FILE", help="a model.safetensors from a run")
+        if name == "predict":
+            q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays")
+        _data_options(q)
+
+
+def _data_options(p: Any) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value before running: train.epochs=2, dataset.batch=128, or a constant",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override train.device")
+    p.add_argument("--no-download", action="store_true", help="never download missing data files")
+    p.add_argument(
+        "--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE", help=argparse.SUPPRESS
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format of the result")
+
+
 # --- commands -------------------------------------------------------------------------------
 
 
@@ -126,11 +189,13 @@ def parse_size(text: str) -> int:
 def _compile(args: argparse.Namespace, path: str) -> Any:
     from netspec.check import Options
     from netspec.pipeline import compile_file
+
     return compile_file(path, args.overrides, Options(max_memory=parse_size(args.max_memory)))
 
 
 def _report(results: list[Any], fmt: str, stream: Any = None) -> None:
     from netspec.diagnostics import render_all, to_json, use_color
+
     stream = stream or sys.stdout
     diags = [d for r in results for d in r.diagnostics]
     if fmt == "json":
@@ -148,6 +213,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from netspec import summary
+
     result = _compile(args, args.file)
     if result.program is None or result.diagnostics:
         _report([result], "text", sys.stderr)
@@ -161,6 +227,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from netspec.diagnostics import render_all, use_color
     from netspec.fmt import format_text
     from netspec.parse import read_source
+
     status = 0
     for path in args.files:
         text, diags = read_source(path)
@@ -187,12 +254,14 @@ def _write_atomic(path: str, text: str) -> None:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from netspec.ir import schema
+
     print(json.dumps(schema(), indent=2))
     return 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
     from netspec import docs
+
     target = args.write or args.check
     if not target:
         sys.stdout.write(docs.reference())
@@ -208,6 +277,123 @@ def cmd_docs(args: argparse.Namespace) -> int:
             return 1
         return 0
     _write_atomic(target, fresh)
+    return 0
+
+
+# --- running (these import torch) -------------------------------------------------------
+
+
+def _load_for_run(args: argparse.Namespace) -> Any:
+    result = _compile(args, args.file)
+    if result.program is None:
+        _report([result], "text", sys.stderr)
+        return None
+    if result.program.train is None or result.program.dataset is None:
+        print(f"{args.file}: error: running needs a `dataset` and a `train` section", file=sys.stderr)
+        return None
+    return result
+
+
+def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
+    from netspec.run import Options
+
+    return Options(
+        out=out,
+        data_dir=args.data_dir,
+        device=args.device,
+        quiet=getattr(args, "quiet", False),
+        resume=Path(args.resume) if getattr(args, "resume", None) else None,
+        download=not args.no_download,
+        spec_dir=Path(args.file).resolve().parent,
+        spec_name=Path(args.file).stem,
+    )
+
+
+def _data_error(args: argparse.Namespace, result: Any, error: Any) -> int:
+    from netspec.diagnostics import Diagnostic, render, use_color
+
+    span = result.program.dataset.source.span
+    d = Diagnostic(
+        "NS090", error.message, span.line, span.column, span.end_line, span.end_column, hint=error.hint, file=args.file
+    )
+    print(render(d, result.text, use_color(sys.stderr)), file=sys.stderr)
+    return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    result = _load_for_run(args)
+    if result is None:
+        return 1
+    from netspec.datasets import DataError
+    from netspec.run import TrainingError, run
+
+    out = Path(args.resume or args.out or _default_run_dir(args.file))
+    try:
+        summary = run(result.program, _run_options(args, out))
+    except DataError as e:
+        return _data_error(args, result, e)
+    except TrainingError as e:
+        print(f"netspec: training stopped: {e}; the last good checkpoint is in {out}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: the last completed epoch is saved in {out}\n"
+            f"continue with: netspec run {args.file} --resume {out}",
+            file=sys.stderr,
+        )
+        return 130
+    _print_result(summary, out, args.format)
+    return 0
+
+
+def _default_run_dir(spec: str) -> Path:
+    import time
+
+    return Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _print_result(summary: dict[str, Any], out: Path | None, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(summary, indent=2))
+        return
+    test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
+    where = f" -> {out}" if out else ""
+    print(f"test: {test or 'no test split'} ({summary['epochs']} epochs, {summary['wall_seconds']:.1f}s){where}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    result = _load_for_run(args)
+    if result is None:
+        return 1
+    from netspec.datasets import DataError
+    from netspec.predict import evaluate_weights
+
+    try:
+        metrics = evaluate_weights(result.program, _run_options(args, None), Path(args.weights))
+    except DataError as e:
+        return _data_error(args, result, e)
+    if args.format == "json":
+        print(json.dumps({"test": metrics}, indent=2))
+    else:
+        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    result = _load_for_run(args)
+    if result is None:
+        return 1
+    from netspec.datasets import DataError
+    from netspec.predict import predict
+
+    try:
+        rows = predict(result.program, _run_options(args, None), Path(args.weights), args.inputs)
+    except DataError as e:
+        return _data_error(args, result, e)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    for row in rows if args.format == "text" else []:
+        print(f"{row['input']}: {row['prediction']}" + (f" ({row['probability']:.3f})" if "probability" in row else ""))
     return 0
 
 

@@ -43,11 +43,11 @@ class SpecError(Exception):
         super().__init__("\n".join(d.message for d in diagnostics))
 
 
-def make(code: str, message: str, span: Span, hint: str | None = None,
-         severity: Severity = "error") -> Diagnostic:
+def make(code: str, message: str, span: Span, hint: str | None = None, severity: Severity = "error") -> Diagnostic:
     """Build a diagnostic at a span (the file is filled in by the caller)."""
-    return Diagnostic(code, message, span.line, span.column, span.end_line, span.end_column,
-                      severity, hint, origin=span.origin)
+    return Diagnostic(
+        code, message, span.line, span.column, span.end_line, span.end_column, severity, hint, origin=span.origin
+    )
 
 
 def has_errors(diags: Iterable[Diagnostic]) -> bool:
@@ -65,8 +65,14 @@ def use_color(stream: object = sys.stdout) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-_STYLES = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m",
-           "blue": "\033[1;34m", "hint": "\033[1;36m", "reset": "\033[0m"}
+_STYLES = {
+    "error": "\033[1;31m",
+    "warning": "\033[1;33m",
+    "bold": "\033[1m",
+    "blue": "\033[1;34m",
+    "hint": "\033[1;36m",
+    "reset": "\033[0m",
+}
 
 
 def render(d: Diagnostic, source: str, color: bool = False) -> str:
@@ -96,8 +102,11 @@ def _excerpt(d: Diagnostic, source: str, s: dict[str, str]) -> list[str]:
     shown = text.expandtabs(1)[:200]
     marks = " " * min(start, 200) + "^" * max(1, min(end, 200) - min(start, 200))
     bar = f"{s['blue']}|{s['reset']}"
-    return [f"{' ' * width} {bar}", f"{s['blue']}{d.line}{s['reset']} {bar} {shown}",
-            f"{' ' * width} {bar} {s[d.severity]}{marks}{s['reset']}"]
+    return [
+        f"{' ' * width} {bar}",
+        f"{s['blue']}{d.line}{s['reset']} {bar} {shown}",
+        f"{' ' * width} {bar} {s[d.severity]}{marks}{s['reset']}",
+    ]
 
 
 def _source_line(source: str, line: int) -> str | None:

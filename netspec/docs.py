@@ -18,12 +18,19 @@ def reference() -> str:
     """Markdown for every layer, activation, loss, optimizer, schedule, metric, source and transform."""
     layers = {k: v for k, v in LAYERS.entries.items() if v.category == "layer"}
     acts = {k: v for k, v in LAYERS.entries.items() if v.category == "activation"}
-    parts = [_section("Layers", layers, shapes=True), _section("Activations", acts),
-             _keys("Dataset keys", Dataset), _section("Sources", SOURCES.entries),
-             _section("Transforms", TRANSFORMS.entries), _keys("Train keys", Train),
-             _section("Losses", LOSSES.entries), _section("Optimizers", OPTIMIZERS.entries),
-             _section("Schedules", SCHEDULES.entries), _section("Metrics", METRICS.entries),
-             _section("Early stopping", {"early_stopping": EarlyStopping})]
+    parts = [
+        _section("Layers", layers, shapes=True),
+        _section("Activations", acts),
+        _keys("Dataset keys", Dataset),
+        _section("Sources", SOURCES.entries),
+        _section("Transforms", TRANSFORMS.entries),
+        _keys("Train keys", Train),
+        _section("Losses", LOSSES.entries),
+        _section("Optimizers", OPTIMIZERS.entries),
+        _section("Schedules", SCHEDULES.entries),
+        _section("Metrics", METRICS.entries),
+        _section("Early stopping", {"early_stopping": EarlyStopping}),
+    ]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -54,15 +61,26 @@ def _keys(title: str, model: Any) -> str:
     for name, f in model.model_fields.items():
         if name in ("kind", "span", "name"):
             continue
-        default = "required" if f.is_required() else f"`{format_value(f.default)}`" if not callable(
-            f.default_factory) else "`[]`"
+        default = (
+            "required"
+            if f.is_required()
+            else f"`{format_value(f.default)}`"
+            if not callable(f.default_factory)
+            else "`[]`"
+        )
         rows.append(f"| `{name}` | {_key_type(name, f)} | {default} | {f.description or ''} |")
     return "\n".join(rows) + "\n"
 
 
 def _key_type(name: str, f: Any) -> str:
-    registries: dict[str, Registry[Any]] = {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                                            "metrics": METRICS, "source": SOURCES, "transforms": TRANSFORMS}
+    registries: dict[str, Registry[Any]] = {
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "schedule": SCHEDULES,
+        "metrics": METRICS,
+        "source": SOURCES,
+        "transforms": TRANSFORMS,
+    }
     if name in registries:
         return f"a {registries[name].what}" + (" list" if name in ("metrics", "transforms") else "")
     if name == "early_stopping":

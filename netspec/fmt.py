@@ -59,10 +59,12 @@ class Printer:
     def _statements(self, items: list[Any], depth: int, end_line: int, top: bool = False) -> None:
         prev: Any = None
         for item in items:
-            leading = self._take(lambda c: c.line < item.span.line)
+            start = item.span.line
+            leading = self._take(lambda c, start=start: c.line < start)
             first = leading[0].line if leading else item.span.line
-            if prev is not None and (self._blank_between(prev.span.end_line, first) or
-                                     top and (_braced(item) or _braced(prev))):
+            if prev is not None and (
+                self._blank_between(prev.span.end_line, first) or (top and (_braced(item) or _braced(prev)))
+            ):
                 self.out.append("")
             self._comments(leading, depth)
             self._statement(item, depth)

@@ -49,8 +49,10 @@ class Residual(_Composite):
     steps: list[Step]
 
 
-Step = Annotated[Union[tuple(LAYERS.entries.values()) + (BlockUse, Repeat, Residual)],  # type: ignore[valid-type]
-                 Field(discriminator="kind")]
+Step = Annotated[
+    Union[tuple(LAYERS.entries.values()) + (BlockUse, Repeat, Residual)],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
 
 
 class Network(Node):
@@ -71,16 +73,20 @@ class Dataset(Node):
     span: Span
     source: SOURCES.union() = Field(description="where samples come from")  # type: ignore[valid-type]
     transforms: list[TRANSFORMS.union()] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="preprocessing and augmentation, in order")
+        default_factory=list, description="preprocessing and augmentation, in order"
+    )
     batch: Annotated[int, Field(gt=0)] = Field(32, description="samples per training batch")
     validation: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.0, description="fraction of the training data held out for validation")
+        0.0, description="fraction of the training data held out for validation"
+    )
     test: Optional[Annotated[float, Field(gt=0, lt=1)]] = Field(
-        None, description="fraction held out for testing, for sources without a test split")
+        None, description="fraction held out for testing, for sources without a test split"
+    )
     shuffle: bool = Field(True, description="reshuffle the training data every epoch")
     workers: Annotated[int, Field(ge=0)] = Field(0, description="loader processes for streamed sources")
     limit: Optional[Annotated[int, Field(gt=0)]] = Field(
-        None, description="use only the first N training samples (for quick runs)")
+        None, description="use only the first N training samples (for quick runs)"
+    )
 
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -97,14 +103,17 @@ class Train(Node):
     schedule: Optional[SCHEDULES.union()] = Field(None, description="learning-rate schedule")  # type: ignore[valid-type]
     epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="passes over the training data")
     steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="optimizer steps (instead of epochs)")
-    metrics: list[METRICS.union()] = Field(default_factory=list,  # type: ignore[valid-type]
-                                           description="reported on validation and test data")
+    metrics: list[METRICS.union()] = Field(
+        default_factory=list,  # type: ignore[valid-type]
+        description="reported on validation and test data",
+    )
     seed: Annotated[int, Field(ge=0)] = Field(0, description="seed for every random generator")
     device: Device = Field("auto", description="auto picks cuda, then mps, then cpu")
     early_stopping: Optional[EarlyStopping] = Field(None, description="stop when validation stops improving")
     clip_grad: Optional[Annotated[float, Field(gt=0)]] = Field(None, description="clip the gradient norm to this")
     precision: Literal["fp32", "bf16", "fp16", "auto"] = Field(
-        "fp32", description="auto: bf16 mixed precision where the device supports it")
+        "fp32", description="auto: bf16 mixed precision where the device supports it"
+    )
     compile: bool = Field(False, description="compile the model with torch.compile")
 
 

@@ -31,21 +31,42 @@ def _apply(module: st.Module, text: str) -> tuple[st.Module, list[Diagnostic]]:
     whole = Span(line=1, column=1, end_line=1, end_column=len(text) + 1, origin=text)
     path, eq, value = text.partition("=")
     if not eq or not path or not value.strip():
-        return module, [make("NS080", "an override reads `section.key=value` or `constant=value`", whole,
-                             "for example `--set train.epochs=2`")]
+        return module, [
+            make(
+                "NS080",
+                "an override reads `section.key=value` or `constant=value`",
+                whole,
+                "for example `--set train.epochs=2`",
+            )
+        ]
     section, dot, key = path.rpartition(".")
     if dot and section in SECTIONS:
         return _set_entry(module, section, key, value, text)
     if not dot:
         return _set_constant(module, path, value, text)
-    return module, [make("NS080", f"cannot override `{path}`", whole,
-                         did_you_mean(section, SECTIONS) or "override `train.KEY`, `dataset.KEY` or a constant")]
+    return module, [
+        make(
+            "NS080",
+            f"cannot override `{path}`",
+            whole,
+            did_you_mean(section, SECTIONS) or "override `train.KEY`, `dataset.KEY` or a constant",
+        )
+    ]
 
 
 def _parse_fragment(source: str, offset: int, text: str) -> tuple[Any, list[Diagnostic]]:
     tree, diags = parse(source)
-    relocated = [dataclasses.replace(d, line=1, end_line=1, column=max(1, d.column + offset),
-                                     end_column=max(2, d.end_column + offset), origin=text) for d in diags]
+    relocated = [
+        dataclasses.replace(
+            d,
+            line=1,
+            end_line=1,
+            column=max(1, d.column + offset),
+            end_column=max(2, d.end_column + offset),
+            origin=text,
+        )
+        for d in diags
+    ]
     if tree is None or relocated:
         return None, relocated
     return _relocate(tree.items[0], offset, text), []
@@ -71,8 +92,14 @@ def _set_constant(module: st.Module, name: str, value: str, text: str) -> tuple[
     if target is None:
         names = [x.name for x in module.items if isinstance(x, st.Let)]
         whole = Span(line=1, column=1, end_line=1, end_column=len(name) + 1, origin=text)
-        return module, [make("NS080", f"the spec has no constant `{name}`", whole,
-                             did_you_mean(name, names) or "override `train.KEY`, `dataset.KEY` or a `let` constant")]
+        return module, [
+            make(
+                "NS080",
+                f"the spec has no constant `{name}`",
+                whole,
+                did_you_mean(name, names) or "override `train.KEY`, `dataset.KEY` or a `let` constant",
+            )
+        ]
     parsed, diags = _parse_fragment(f"let {name}={value}", -4, text)
     if parsed is None:
         return module, diags
@@ -86,8 +113,13 @@ def _replace_item(module: st.Module, old: Any, new: Any) -> st.Module:
 def _relocate(node: Any, offset: int, origin: str) -> Any:
     """Move every span of a parsed fragment onto line 1 of the override text."""
     if isinstance(node, Span):
-        return Span(line=1, column=max(1, node.column + offset), end_line=1,
-                    end_column=max(2, node.end_column + offset), origin=origin)
+        return Span(
+            line=1,
+            column=max(1, node.column + offset),
+            end_line=1,
+            end_column=max(2, node.end_column + offset),
+            origin=origin,
+        )
     if isinstance(node, tuple):
         return tuple(_relocate(x, offset, origin) for x in node)
     if dataclasses.is_dataclass(node) and not isinstance(node, type):

@@ -8,6 +8,7 @@ again, so one typo does not hide the errors after it.
 from __future__ import annotations
 
 import json
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from netspec import syntax as st
@@ -27,8 +28,20 @@ MAX_NESTING = 64  # brackets and braces; deeper input is an error, never a Recur
 MAX_EXPR_DEPTH = 100
 MAX_RECOVERIES = 20
 RECOVERY_LIMIT = 256 * 1024  # bytes; larger files report their first syntax error only
-KEYWORDS = ("version", "let", "block", "network", "dataset", "train", "input", "repeat",
-            "residual", "true", "false", "none")
+KEYWORDS = (
+    "version",
+    "let",
+    "block",
+    "network",
+    "dataset",
+    "train",
+    "input",
+    "repeat",
+    "residual",
+    "true",
+    "false",
+    "none",
+)
 _OPEN = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
 
@@ -85,9 +98,16 @@ def _collect_comment(tok: Token) -> Token:
 
 @lru_cache(maxsize=None)
 def parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=PostLex(),
-                propagate_positions=True, maybe_placeholders=True,
-                lexer_callbacks={"COMMENT": _collect_comment}, cache=True)
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        postlex=PostLex(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _collect_comment},
+        cache=True,
+    )
 
 
 def _span(meta: Any) -> Span:
@@ -105,9 +125,32 @@ def _int(raw: str) -> int:
     return int(digits)
 
 
-@v_args(meta=True)
-class ToSyntax(Transformer[Token, Any]):
-    """Lark tree -> syntax dataclasses. Collects literal errors instead of raising."""
+class ToSyntax:
+    """Lark tree -> syntax dataclasses. Collects literal errors instead of raising.
+
+    Each rule's method gets the node's meta (positions) and its transformed children.
+    """
+
+    def transform(self, tree: Tree[Token]) -> Any:
+        """Bottom-up without recursion: a 100,000-term sum is a tree that deep. Also faster than
+        Lark's ``Transformer`` with ``v_args``, which builds a wrapper for every call."""
+        order: list[Any] = []
+        todo: list[Any] = [tree]
+        while todo:
+            node = todo.pop()
+            order.append(node)
+            if isinstance(node, Tree):
+                todo.extend(node.children)
+        stack: list[Any] = []
+        for node in reversed(order):
+            if isinstance(node, Tree):
+                start = len(stack) - len(node.children)
+                children = stack[start:]
+                del stack[start:]
+                stack.append(getattr(self, node.data)(node.meta, children))
+            else:
+                stack.append(node)
+        return stack[0]
 
     # Per-parse state lives in a context variable, shared with the lexer's comment callback.
     @property
@@ -128,21 +171,21 @@ class ToSyntax(Transformer[Token, Any]):
             return st.Num(_int(c[0]), str(c[0]), _span(meta))
         except ValueError:
             self.errors.append(make("NS006", "number too large", _span(meta)))
-            return st.Num(0, "0", _span(meta))
+            return st.Num(float("inf"), str(c[0]), _span(meta))  # infinite: the evaluator's "already reported"
 
     def float(self, meta: Any, c: list[Token]) -> st.Num:
         value = float(c[0].replace("_", ""))
         if value == float("inf"):
             self.errors.append(make("NS006", "number too large", _span(meta)))
-            value = 0.0
         return st.Num(value, str(c[0]), _span(meta))
 
     def string(self, meta: Any, c: list[Token]) -> st.Str:
         try:
             value = json.loads(c[0])
         except ValueError:
-            self.errors.append(make("NS007", "invalid escape sequence in string", _span(meta),
-                                    'use \\\\, \\", \\n, \\t or \\uXXXX'))
+            self.errors.append(
+                make("NS007", "invalid escape sequence in string", _span(meta), 'use \\\\, \\", \\n, \\t or \\uXXXX')
+            )
             value = ""
         return st.Str(value, str(c[0]), _span(meta))
 
@@ -172,6 +215,7 @@ class ToSyntax(Transformer[Token, Any]):
     def _binop(op: str) -> Any:  # type: ignore[misc]  # noqa: N805 - builds methods
         def method(self: ToSyntax, meta: Any, c: list[Any]) -> st.BinOp:
             return self._deep(st.BinOp(op, c[0], c[1], _span(meta)), c)
+
         return method
 
     add, sub, mul = _binop("+"), _binop("-"), _binop("*")
@@ -182,8 +226,14 @@ class ToSyntax(Transformer[Token, Any]):
         depth = 1 + max((self.depth.get(id(ch), 0) for ch in children), default=0)
         self.depth[id(node)] = depth
         if depth == MAX_EXPR_DEPTH + 1:
-            self.errors.append(make("NS005", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
-                                    node.span, "split it with `let` constants"))
+            self.errors.append(
+                make(
+                    "NS005",
+                    f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                    node.span,
+                    "split it with `let` constants",
+                )
+            )
         return node
 
     def kwarg(self, meta: Any, c: list[Any]) -> st.Arg:
@@ -216,7 +266,7 @@ class ToSyntax(Transformer[Token, Any]):
 
     # top level ---------------------------------------------------------------
     def version(self, meta: Any, c: list[Token]) -> st.Version:
-        return st.Version(self.int(meta, c), _span(meta))
+        return st.Version(self.int(c[0], c), _span(meta))  # a token has a meta's positions: span the number
 
     def let(self, meta: Any, c: list[Any]) -> st.Let:
         return st.Let(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
@@ -271,8 +321,9 @@ def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
         col = len(before) - (before.rfind("\n") + 1) + 1
         span = Span.at(line, col, line, col + 1)
         text = data.decode("utf-8", "replace")
-        return text, [make("NS004", f"invalid UTF-8 byte 0x{data[e.start]:02x}", span,
-                           "netspec files must be UTF-8 text")]
+        return text, [
+            make("NS004", f"invalid UTF-8 byte 0x{data[e.start]:02x}", span, "netspec files must be UTF-8 text")
+        ]
 
 
 def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
@@ -287,6 +338,8 @@ def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
             tree = _parse_once(work, comments)
             break
         except UnexpectedInput as e:
+            if last_line and e.line == last_line:
+                return None, diags  # the braces kept on the blanked line do not fit: a follow-up error
             diags.append(syntax_error(e, work))
             if not _can_recover(e, last_line, text):
                 return None, diags
@@ -298,6 +351,8 @@ def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
     else:
         return None, diags
     items, errors = tree
+    if any(d.code == "NS005" for d in errors):  # later passes recurse on expressions: stop here
+        return None, diags + errors
     return st.Module(items, tuple(comments)), diags + errors
 
 
@@ -325,8 +380,20 @@ def _blank_line(text: str, line: int) -> str:
 
 # --- syntax error messages ------------------------------------------------------
 
-_TERMINAL_NAMES = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
-                   "_NL": "a new line", "$END": "the end of the file", "SEMICOLON": "`;`"}
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "_NL": "a new line",
+    "$END": "the end of the file",
+    "SEMICOLON": "`;`",
+    "VALUE": "a value",
+    "OPERATOR": "an operator",
+}
+_VALUE_START = {"INT", "FLOAT", "STRING", "NAME", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "NONE"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "__ANON_1", "PERCENT"}  # __ANON_1 is `//`
+_CLOSER = {"(": "RPAR", "[": "RSQB"}
 
 
 def describe_terminal(name: str) -> str:
@@ -353,42 +420,90 @@ def syntax_error(e: UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(e, UnexpectedCharacters):
         return _bad_character(e, text)
     tok: Token = e.token if isinstance(e, UnexpectedToken) else Token("$END", "")
-    expected = sorted({describe_terminal(t) for t in e.expected if not t.startswith("__")} if e.expected else set())
+    pos = _token_pos(tok, text)
+    stack = _open_brackets(text, pos)
+    bracket = stack[-1][0] if stack and stack[-1][0] != "{" else None
+    names = _expected_names(set(getattr(e, "expected", None) or ()), bracket)
+    expected = sorted({describe_terminal(t) for t in names})
     message = f"unexpected {_describe_token(tok)}"
     if expected and len(expected) <= 8:
         message += f"; expected {_one_of(expected)}"
-    return make("NS001", message, _error_span(tok, text, e), _syntax_hint(tok, set(e.expected or ()), text))
+    start = text.rfind("\n", 0, pos) + 1
+    braces = [p for ch, p in stack if ch == "{"]
+    header = text[text.rfind("\n", 0, braces[-1]) + 1 : braces[-1]] if braces else ""
+    hint = _syntax_hint(tok, names, bracket, text[start:pos], text[pos:].split("\n", 1)[0], header)
+    return make("NS001", message, _error_span(tok, text, e), hint)
 
 
 def _one_of(items: list[str]) -> str:
     return items[0] if len(items) == 1 else "one of " + ", ".join(items)
 
 
+def _expected_names(names: set[str], bracket: str | None) -> set[str]:
+    """Lark's expected terminals, grouped (`a value`, `an operator`) and without impossible ones."""
+    names = {n for n in names if not n.startswith("__IGNORE")}
+    if {"INT", "FLOAT", "STRING", "LSQB"} <= names:
+        names = (names - _VALUE_START) | {"VALUE"}
+    if {"STAR", "SLASH", "PERCENT"} <= names:
+        names = (names - _OPERATORS) | {"OPERATOR"}
+    if bracket is not None:  # inside () or []: new lines are dropped, and LALR lookaheads leak from outside
+        names -= {"_NL", "SEMICOLON", "LBRACE", "RBRACE", "$END"} | (set(_CLOSER.values()) - {_CLOSER[bracket]})
+    return names
+
+
+def _token_pos(tok: Token, text: str) -> int:
+    return len(text) if tok.type == "$END" or tok.start_pos is None else tok.start_pos
+
+
+def _open_brackets(text: str, pos: int) -> list[tuple[str, int]]:
+    """The brackets still open at ``pos`` (outside strings and comments), innermost last, with positions."""
+    stack: list[tuple[str, int]] = []
+    for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[][(){}]', text[:pos]):
+        ch = m.group()
+        if ch in ("(", "[", "{"):
+            stack.append((ch, m.start()))
+        elif ch in (")", "]", "}") and stack:
+            stack.pop()
+    return stack
+
+
 def _error_span(tok: Token, text: str, e: UnexpectedInput) -> Span:
-    if tok.type == "$END":
-        line = text.count("\n") + 1
-        col = len(text) - (text.rfind("\n") + 1) + 1
+    if tok.type == "$END":  # just after the last thing written, not on a blank last line
+        body = text.rstrip()
+        line = body.count("\n") + 1
+        col = len(body) - (body.rfind("\n") + 1) + 1
         return Span.at(line, col, line, col + 1)
     if tok.type == "_NL":
         return Span.at(tok.line, tok.column, tok.line, tok.column + 1)
     return _tok_span(tok)
 
 
-def _syntax_hint(tok: Token, expected: set[str], text: str) -> str | None:
+def _syntax_hint(
+    tok: Token, expected: set[str], bracket: str | None, before: str, after: str, header: str
+) -> str | None:
+    """``before`` and ``after``: the rest of the token's line; ``header``: the line of the enclosing `{`."""
+    if tok.type == "$END" and bracket is not None:
+        return f"a `{bracket}` is never closed; add the matching `{')' if bracket == '(' else ']'}`"
     if tok.type == "$END" and "RBRACE" in expected:
         return "a `{` is never closed; add the matching `}`"
-    if tok.type == "$END" and ("RPAR" in expected or "RSQB" in expected):
-        return "a `(` or `[` is never closed"
     if tok.type == "NAME":
         keyword = nearest(str(tok), [k for k in KEYWORDS if k.upper() in expected])
         if keyword:
             return f"did you mean `{keyword}`?"
-    if tok.type == "EQUAL" and "_NL" in expected:
-        return "section keys take their value without `=`, e.g. `epochs 10`"
-    if tok.type in ("NAME", "LPAR") and "_NL" in expected and any(t.startswith("__ANON") for t in expected):
+    if bracket is not None:
+        if tok.type in ("RPAR", "RSQB") and tok.type != _CLOSER[bracket]:
+            return f"a `{bracket}` is closed with `{')' if bracket == '(' else ']'}`"
+        if tok.type in ("NAME", "INT", "FLOAT", "STRING", "LSQB") and "COMMA" in expected:
+            return f"separate the {'arguments' if bracket == '(' else 'items'} with `,`"
+        return None
+    key = before.strip()
+    if tok.type == "EQUAL" and re.fullmatch(r"[A-Za-z_]\w*", key) and re.match(r"\s*(dataset|train)\b", header):
+        value = after[1:].split("#", 1)[0].strip() or "VALUE"
+        return f"section keys take their value without `=`: write `{key} {value}`"
+    if tok.type in ("NAME", "LPAR") and "_NL" in expected and any(describe_terminal(t) == "`->`" for t in expected):
         return "join layers with `->` or put each on its own line"
-    if tok.type == "LBRACE" and "NAME" in expected:
-        return "give the definition a name, e.g. `network LeNet {`"
+    if tok.type == "LBRACE" and key in ("network", "block"):
+        return f"give the {key} a name, e.g. `{key} {'LeNet' if key == 'network' else 'ConvBN'} {{`"
     return None
 
 
@@ -401,6 +516,10 @@ def _bad_character(e: UnexpectedCharacters, text: str) -> Diagnostic:
     if ch == ":":
         return make("NS002", "unexpected character `:`", span, "keyword arguments use `=`, e.g. `kernel=3`")
     if ch == "\x00" or not ch.isprintable():
-        return make("NS004", f"unexpected control character U+{ord(ch):04X}" if ch else "unexpected input",
-                    span, "is this a binary file?")
+        return make(
+            "NS004",
+            f"unexpected control character U+{ord(ch):04X}" if ch else "unexpected input",
+            span,
+            "is this a binary file?",
+        )
     return make("NS002", f"unexpected character `{ch}`", span)

@@ -16,6 +16,13 @@ from netspec.ir import Program
 from netspec.overrides import apply_overrides
 from netspec.parse import parse, read_source
 
+SYNTAX_CODES = frozenset({"NS001", "NS002", "NS003", "NS004"})  # errors after which a line is blanked and parsed again
+# Checks of the whole spec (shapes, missing parts, cross-section rules): after a syntax error, the blanked
+# lines would make them report follow-up errors, so only each line's own errors are kept.
+WHOLE_SPEC_CODES = frozenset(
+    {"NS033", "NS035", "NS036", "NS040", "NS041", "NS042", "NS046", "NS050", "NS051", "NS052", "NS060", "NS101"}
+)
+
 
 @dataclass
 class Result:
@@ -31,20 +38,23 @@ class Result:
         return self.program is not None and not has_errors(self.diagnostics)
 
 
-def compile_text(text: str, file: str = "<input>", overrides: list[str] | tuple[str, ...] = (),
-                 options: Options = Options()) -> Result:
+def compile_text(
+    text: str, file: str = "<input>", overrides: list[str] | tuple[str, ...] = (), options: Options = Options()
+) -> Result:
     """Parse, apply overrides and check a spec's text. Never raises on bad input."""
     result = Result(file, text)
     module, diags = parse(text)
     result.module = module
+    recovered = any(d.code in SYNTAX_CODES for d in diags)
     if module is not None:
         module, more = apply_overrides(module, list(overrides))
         diags += more
         if not has_errors(diags) or module.items:
             from netspec.check import Checker
+
             checker = Checker(options)
             program = checker.run(module)
-            diags += checker.diagnostics
+            diags += [d for d in checker.diagnostics if not (recovered and d.code in WHOLE_SPEC_CODES)]
             result.trace = checker.trace
             result.program = program if not has_errors(diags) else None
     result.diagnostics = _finish(diags, file)

@@ -28,19 +28,34 @@ def rows(steps: list[Any], depth: int = 0) -> list[Row]:
         if isinstance(s, Layer):
             out.append(Row(s.kind, s.span.line, s.output_shape, s.params, depth, True))  # type: ignore[arg-type,attr-defined,union-attr]
             continue
-        label = {"block": getattr(s, "name", ""), "repeat": f"repeat ×{getattr(s, 'count', 0)}",
-                 "residual": "residual (x + f(x))"}[s.kind]
+        label = {
+            "block": getattr(s, "name", ""),
+            "repeat": f"repeat ×{getattr(s, 'count', 0)}",
+            "residual": "residual (x + f(x))",
+        }[s.kind]
         out.append(Row(label, s.span.line, s.output_shape, s.params, depth, False))
-        for part in (s.iterations if isinstance(s, ir.Repeat) else [s.steps]):
+        for part in s.iterations if isinstance(s, ir.Repeat) else [s.steps]:
             out += rows(part, depth + 1)
     return out
 
 
 def summary_json(program: ir.Program) -> dict[str, Any]:
-    return {"networks": [{
-        "name": n.name, "input": list(n.input_shape), "output": list(n.output_shape), "params": n.params,
-        "layers": [{"kind": r.kind, "line": r.line, "output_shape": list(r.output_shape), "params": r.params}
-                   for r in rows(n.steps) if r.leaf]} for n in program.networks]}
+    return {
+        "networks": [
+            {
+                "name": n.name,
+                "input": list(n.input_shape),
+                "output": list(n.output_shape),
+                "params": n.params,
+                "layers": [
+                    {"kind": r.kind, "line": r.line, "output_shape": list(r.output_shape), "params": r.params}
+                    for r in rows(n.steps)
+                    if r.leaf
+                ],
+            }
+            for n in program.networks
+        ]
+    }
 
 
 def summary_text(program: ir.Program) -> str:
@@ -48,8 +63,15 @@ def summary_text(program: ir.Program) -> str:
 
 
 def _table(net: ir.Network) -> str:
-    body = [("  " * r.depth + r.kind, str(r.line), fmt_shape(r.output_shape), f"{r.params:,}" if r.leaf else
-             f"({r.params:,})") for r in rows(net.steps)]
+    body = [
+        (
+            "  " * r.depth + r.kind,
+            str(r.line),
+            fmt_shape(r.output_shape),
+            f"{r.params:,}" if r.leaf else f"({r.params:,})",
+        )
+        for r in rows(net.steps)
+    ]
     head = ("Layer", "Line", "Output shape", "Params")
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(4)]
     width = sum(widths) + 6
@@ -58,11 +80,18 @@ def _table(net: ir.Network) -> str:
         return "  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     size = net.params * 4 / 2**20
-    return "\n".join([
-        f"network {net.name}: input {fmt_shape(net.input_shape)} -> output {fmt_shape(net.output_shape)}",
-        "=" * width, line(head), "-" * width, *(line(b) for b in body), "=" * width,
-        f"Total params: {net.params:,} ({size:.2f} MiB as float32)",
-        f"Activations per sample: {sum(numel(r.output_shape) for r in rows(net.steps) if r.leaf):,} values"])
+    return "\n".join(
+        [
+            f"network {net.name}: input {fmt_shape(net.input_shape)} -> output {fmt_shape(net.output_shape)}",
+            "=" * width,
+            line(head),
+            "-" * width,
+            *(line(b) for b in body),
+            "=" * width,
+            f"Total params: {net.params:,} ({size:.2f} MiB as float32)",
+            f"Activations per sample: {sum(numel(r.output_shape) for r in rows(net.steps) if r.leaf):,} values",
+        ]
+    )
 
 
 def dumps(program: ir.Program) -> str:

@@ -38,8 +38,13 @@ class Invalid:
 INVALID = Invalid()
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod}
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+}
 
 
 class Evaluator:
@@ -52,7 +57,7 @@ class Evaluator:
         return getattr(self, "_" + type(e).__name__)(e, scope)
 
     def _Num(self, e: st.Num, scope: dict[str, Any]) -> Any:
-        return e.value
+        return INVALID if isinstance(e.value, float) and math.isinf(e.value) else e.value  # too large: reported
 
     def _Str(self, e: st.Str, scope: dict[str, Any]) -> Any:
         return e.value
@@ -106,8 +111,9 @@ class Evaluator:
         return INVALID
 
     def unknown_name(self, sym: Symbol, scope: dict[str, Any]) -> None:
-        self.report("NS020", f"unknown name `{sym}`", sym.span,
-                    did_you_mean(sym, [k for k in scope if not k.startswith("__")]))
+        self.report(
+            "NS020", f"unknown name `{sym}`", sym.span, did_you_mean(sym, [k for k in scope if not k.startswith("__")])
+        )
 
 
 def describe_value(v: Any) -> str:
@@ -128,24 +134,27 @@ class Binder:
     evaluator: Evaluator
     report: Callable[..., None]
 
-    def bind(self, cls: type[Op], args: tuple[st.Arg, ...] | None, span: Span, scope: dict[str, Any],
-             what: str) -> Op | None:
+    def bind(
+        self, cls: type[Op], args: tuple[st.Arg, ...] | None, span: Span, scope: dict[str, Any], what: str
+    ) -> Op | None:
         raw, spans = self._collect(cls, args or (), span, scope, what)
         if raw is None:
             return None
         missing = [n for n, f in cls.parameters().items() if f.is_required() and n not in raw]
         if missing:
-            self.report("NS012", f"{what} `{cls.kind_name()}` needs `{missing[0]}`", span,
-                        f"write it as `{cls.signature()}`")
+            self.report(
+                "NS012", f"{what} `{cls.kind_name()}` needs `{missing[0]}`", span, f"write it as `{cls.signature()}`"
+            )
             return None
         return self._validate(cls, raw, spans, span, what)
 
-    def _collect(self, cls: type[Op], args: tuple[st.Arg, ...], span: Span, scope: dict[str, Any],
-                 what: str) -> tuple[dict[str, Any] | None, dict[str, Span]]:
+    def _collect(
+        self, cls: type[Op], args: tuple[st.Arg, ...], span: Span, scope: dict[str, Any], what: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Span]]:
         raw: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
-        extra = [a for a in args if a.name is None][len(cls.positional):]
+        extra = [a for a in args if a.name is None][len(cls.positional) :]
         if extra:
             self._too_many(cls, extra)
         positional = iter(cls.positional)
@@ -155,8 +164,12 @@ class Binder:
                 ok = False
                 continue
             if arg.name is None and keyword_seen:
-                self.report("NS013", "a positional argument cannot follow a keyword argument", arg.span,
-                            "name it, or move it before the keyword arguments")
+                self.report(
+                    "NS013",
+                    "a positional argument cannot follow a keyword argument",
+                    arg.span,
+                    "name it, or move it before the keyword arguments",
+                )
                 ok = False
                 continue
             keyword_seen = keyword_seen or arg.name is not None
@@ -181,18 +194,29 @@ class Binder:
     def _too_many(self, cls: type[Op], extra: list[st.Arg]) -> None:
         n = len(cls.positional)
         first, last = extra[0].span, extra[-1].span
-        span = Span(line=first.line, column=first.column, end_line=last.end_line,
-                    end_column=last.end_column, origin=first.origin)
-        self.report("NS013", f"`{cls.kind_name()}` takes {n or 'no'} positional argument{'s' * (n != 1)}"
-                    f"{' (' + ', '.join(cls.positional) + ')' if n else ''}, got {n + len(extra)}", span,
-                    f"name the others, as in `{cls.signature()}`")
+        span = Span(
+            line=first.line,
+            column=first.column,
+            end_line=last.end_line,
+            end_column=last.end_column,
+            origin=first.origin,
+        )
+        self.report(
+            "NS013",
+            f"`{cls.kind_name()}` takes {n or 'no'} positional argument{'s' * (n != 1)}"
+            f"{' (' + ', '.join(cls.positional) + ')' if n else ''}, got {n + len(extra)}",
+            span,
+            f"name the others, as in `{cls.signature()}`",
+        )
 
     def _unknown_arg(self, cls: type[Op], arg: st.Arg, what: str) -> None:
         params = list(cls.parameters())
         hint = did_you_mean(arg.name or "", params) or (
-            f"`{cls.kind_name()}` takes " + (", ".join(f"`{p}`" for p in params) if params else "no arguments"))
-        self.report("NS011", f"{what} `{cls.kind_name()}` has no argument `{arg.name}`",
-                    arg.name_span or arg.span, hint)
+            f"`{cls.kind_name()}` takes " + (", ".join(f"`{p}`" for p in params) if params else "no arguments")
+        )
+        self.report(
+            "NS011", f"{what} `{cls.kind_name()}` has no argument `{arg.name}`", arg.name_span or arg.span, hint
+        )
 
     def _value(self, cls: type[Op], name: str, arg: st.Arg, scope: dict[str, Any]) -> Any:
         value = self.evaluator.eval(arg.value, scope)
@@ -203,8 +227,12 @@ class Binder:
             self.evaluator.unknown_name(value, scope)
             return INVALID
         if isinstance(value, CallValue):
-            self.report("NS014", f"`{name}` of `{cls.kind_name()}` cannot be a call", arg.value.span,
-                        f"`{name}` takes {describe_field(field)}")
+            self.report(
+                "NS014",
+                f"`{name}` of `{cls.kind_name()}` cannot be a call",
+                arg.value.span,
+                f"`{name}` takes {describe_field(field)}",
+            )
             return INVALID
         if isinstance(value, tuple) and any(isinstance(v, Symbol) for v in value):
             sym = next(v for v in value if isinstance(v, Symbol))
@@ -212,8 +240,7 @@ class Binder:
             return INVALID
         return value
 
-    def _validate(self, cls: type[Op], raw: dict[str, Any], spans: dict[str, Span], span: Span,
-                  what: str) -> Op | None:
+    def _validate(self, cls: type[Op], raw: dict[str, Any], spans: dict[str, Span], span: Span, what: str) -> Op | None:
         try:
             op = cls.model_validate({**raw, "kind": cls.kind_name(), "span": span})
         except ValidationError as e:
@@ -224,8 +251,12 @@ class Binder:
                     continue
                 reported.add(name)
                 field = cls.model_fields[name]
-                self.report("NS015", f"`{name}` of `{cls.kind_name()}` must be {describe_field(field)}, "
-                            f"got {describe_value(raw[name])}", spans.get(name, span), _int_hint(raw[name], field))
+                self.report(
+                    "NS015",
+                    f"`{name}` of `{cls.kind_name()}` must be {describe_field(field)}, got {describe_value(raw[name])}",
+                    spans.get(name, span),
+                    _int_hint(raw[name], field),
+                )
             return None
         return op if self._problems(op, spans, span) else None
 

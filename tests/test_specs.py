@@ -42,7 +42,17 @@ def test_lenet_parameters_and_shapes() -> None:
     net = data["networks"][0]
     assert (net["name"], net["input"], net["output"], net["params"]) == ("LeNet", [1, 28, 28], [10], 431_080)
     assert [layer["kind"] for layer in net["layers"]] == [
-        "conv2d", "relu", "maxpool", "conv2d", "relu", "maxpool", "flatten", "dense", "relu", "dense"]
+        "conv2d",
+        "relu",
+        "maxpool",
+        "conv2d",
+        "relu",
+        "maxpool",
+        "flatten",
+        "dense",
+        "relu",
+        "dense",
+    ]
     assert [layer["output_shape"] for layer in net["layers"]][:3] == [[20, 24, 24], [20, 24, 24], [20, 12, 12]]
     assert [layer["params"] for layer in net["layers"] if layer["params"]] == [520, 25_050, 400_500, 5_010]
 
@@ -115,15 +125,18 @@ def test_override_of_a_constant() -> None:
     assert program.networks[0].steps[0].output_shape == (16,)
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("train.epochs=abc", "`epochs` must be a positive integer"),
-    ("train.epochs=-1", "`epochs` must be a positive integer"),
-    ("train.epoch=2", "unknown key `epoch`"),
-    ("trian.epochs=2", "cannot override `trian.epochs`"),
-    ("widht=3", "no constant `widht`"),
-    ("train.epochs=(", "unexpected"),
-    ("nonsense", "an override reads"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=abc", "`epochs` must be a positive integer"),
+        ("train.epochs=-1", "`epochs` must be a positive integer"),
+        ("train.epoch=2", "unknown key `epoch`"),
+        ("trian.epochs=2", "cannot override `trian.epochs`"),
+        ("widht=3", "no constant `widht`"),
+        ("train.epochs=(", "unexpected"),
+        ("nonsense", "an override reads"),
+    ],
+)
 def test_bad_overrides_point_into_the_override(override: str, message: str) -> None:
     result = compile_file(str(ROOT / "specs/mnist.net"), [override])
     assert not result.ok
@@ -154,6 +167,7 @@ def test_warning_for_softmax_before_cross_entropy() -> None:
 
 def test_memory_guard_is_configurable() -> None:
     from netspec.check import Options
+
     text = (ROOT / "specs/mnist.net").read_text()
     assert compile_text(text, options=Options(max_memory=1 << 30)).ok
     small = compile_text(text, options=Options(max_memory=1 << 20))
@@ -217,6 +231,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_language_reference_is_fresh() -> None:
     from netspec.docs import update
+
     text = (ROOT / "docs/language.md").read_text()
     assert update(text) == text, "docs/language.md is stale: run `make docs`"
 
@@ -224,6 +239,7 @@ def test_language_reference_is_fresh() -> None:
 def test_reference_covers_every_registry_entry() -> None:
     from netspec.docs import reference
     from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+
     text = reference()
     for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS):
         for name in registry.names():
@@ -232,15 +248,49 @@ def test_reference_covers_every_registry_entry() -> None:
 
 def test_registry_has_the_canonical_names() -> None:
     from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+
     assert set(LAYERS.names()) == set(
-        "dense conv1d conv2d conv_transpose2d maxpool avgpool global_avgpool flatten reshape dropout batchnorm "
-        "layernorm embedding rnn lstm gru attention transformer_encoder upsample relu leaky_relu gelu sigmoid "
-        "tanh softmax log_softmax elu silu".split())
+        [
+            "dense",
+            "conv1d",
+            "conv2d",
+            "conv_transpose2d",
+            "maxpool",
+            "avgpool",
+            "global_avgpool",
+            "flatten",
+            "reshape",
+            "dropout",
+            "batchnorm",
+            "layernorm",
+            "embedding",
+            "rnn",
+            "lstm",
+            "gru",
+            "attention",
+            "transformer_encoder",
+            "upsample",
+            "relu",
+            "leaky_relu",
+            "gelu",
+            "sigmoid",
+            "tanh",
+            "softmax",
+            "log_softmax",
+            "elu",
+            "silu",
+        ]
+    )
     assert LOSSES.names() == ["cross_entropy", "nll", "mse", "l1", "huber", "bce", "bce_logits"]
     assert OPTIMIZERS.names() == ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
     assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "plateau"]
     assert METRICS.names() == ["accuracy", "top_k", "precision", "recall", "f1", "mse", "mae"]
-    assert SOURCES.names() == ["mnist", "fashion_mnist", "cifar10", "csv", "npz", "image_folder", "text",
-                               "arithmetic"]
-    assert TRANSFORMS.names() == ["normalize", "standardize", "random_flip", "random_crop", "random_rotation",
-                                  "random_shift"]
+    assert SOURCES.names() == ["mnist", "fashion_mnist", "cifar10", "csv", "npz", "image_folder", "text", "arithmetic"]
+    assert TRANSFORMS.names() == [
+        "normalize",
+        "standardize",
+        "random_flip",
+        "random_crop",
+        "random_rotation",
+        "random_shift",
+    ]

@@ -24,8 +24,9 @@ Pair = Union[PosInt, tuple[PosInt, PosInt]]
 class Problem(Exception):
     """A rule violation found by a registry entry; the checker turns it into a diagnostic."""
 
-    def __init__(self, message: str, hint: str | None = None, field: str | None = None,
-                 severity: str = "error") -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, field: str | None = None, severity: str = "error"
+    ) -> None:
         super().__init__(message)
         self.message, self.hint, self.field, self.severity = message, hint, field, severity
 
@@ -105,6 +106,16 @@ def accepts_str(annotation: Any) -> bool:
     if get_origin(annotation) is Literal:
         return any(isinstance(a, str) for a in get_args(annotation))
     return any(accepts_str(a) for a in get_args(annotation))
+
+
+def changed(op: Op, **ignore: Any) -> dict[str, Any]:
+    """The parameters whose values differ from their defaults (required ones always count)."""
+    out = {}
+    for name, f in op.parameters().items():
+        value = getattr(op, name)
+        if name != "lr" and (f.is_required() or value != f.default):
+            out[name] = value
+    return out
 
 
 def format_value(value: Any) -> str:

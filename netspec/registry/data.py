@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, Any, Callable, ClassVar, Literal, Union
 
 from pydantic import Field
 
@@ -67,7 +67,8 @@ class Csv(Source):
     path: str = Field(description="file path, relative to the spec or the data root")
     target: str = Field(description="name of the target column")
     task_type: Literal["classification", "regression", "auto"] = Field(
-        "auto", description="auto: integer or text targets are classes, others values")
+        "auto", description="auto: integer or text targets are classes, others values"
+    )
     delimiter: str = Field(",", description="field separator")
     positional: ClassVar = ("path",)
 
@@ -143,6 +144,26 @@ class Transform(Op):
         """The sample shape after this transform; raises Problem when it does not fit."""
         return shape
 
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        """The transform on a batch: f(x, generator) -> x (torch, imported on use).
+        `train_x` is the training data, for transforms that need its statistics."""
+        raise NotImplementedError
+
+    def eval_function(self, train_x: Any) -> Callable[[Any], Any] | None:
+        """What it does outside training: the same for preprocessing, nothing for augmentation."""
+        if self.augment:
+            return None
+        fn = self.function(train_x)
+        return lambda x: fn(x, None)
+
+
+def _stat(value: float | tuple[float, ...], like: Any) -> Any:
+    """A per-channel statistic shaped to broadcast over a batch of images or feature rows."""
+    import torch
+
+    t = torch.tensor(value, dtype=torch.float32)
+    return t.view(-1, 1, 1) if t.dim() and like.dim() == 4 else t
+
 
 TRANSFORMS: Registry[type[Transform]] = Registry("transform")
 
@@ -164,12 +185,21 @@ class Normalize(Transform):
         stds = self.std if isinstance(self.std, tuple) else (self.std,)
         return [Problem("`std` must be positive", field="std")] if any(s <= 0 for s in stds) else []
 
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import normalize
+
+        mean, std = _stat(self.mean, train_x), _stat(self.std, train_x)
+        return lambda x, g: normalize(x, mean.to(x.device), std.to(x.device))
+
     def apply(self, shape: Shape) -> Shape:
         for name in ("mean", "std"):
             value = getattr(self, name)
             if isinstance(value, tuple) and shape and len(value) not in (1, shape[0]):
-                raise Problem(f"`{name}` has {len(value)} values but the samples {fmt_shape(shape)} "
-                              f"have {shape[0]} channels", field=name)
+                raise Problem(
+                    f"`{name}` has {len(value)} values but the samples {fmt_shape(shape)} "
+                    f"have {shape[0]} channel{'s' * (shape[0] != 1)}",
+                    field=name,
+                )
         return shape
 
 
@@ -181,6 +211,12 @@ class Standardize(Transform):
     image_only: ClassVar[bool] = False
     augment: ClassVar[bool] = False
 
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import normalize
+
+        mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-8)
+        return lambda x, g: normalize(x, mean.to(x.device), std.to(x.device))
+
 
 @TRANSFORMS.register
 class RandomFlip(Transform):
@@ -190,6 +226,12 @@ class RandomFlip(Transform):
     p: Fraction = Field(0.5, description="probability of flipping")
     axis: Literal["horizontal", "vertical"] = Field("horizontal", description="flip direction")
     positional: ClassVar = ("p",)
+
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import random_flip
+
+        dim = -1 if self.axis == "horizontal" else -2
+        return lambda x, g: random_flip(x, g, self.p, dim)
 
 
 @TRANSFORMS.register
@@ -201,8 +243,21 @@ class RandomCrop(Transform):
     padding: NonNegInt = Field(0, description="zero padding on each side before cropping")
     positional: ClassVar = ("size",)
 
+    def hw(self) -> tuple[int, int]:
+        return (self.size, self.size) if isinstance(self.size, int) else self.size
+
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import random_crop
+
+        return lambda x, g: random_crop(x, g, self.hw(), self.padding)
+
+    def eval_function(self, train_x: Any) -> Callable[[Any], Any] | None:
+        from netspec.training import center_crop
+
+        return lambda x: center_crop(x, self.hw(), self.padding)
+
     def apply(self, shape: Shape) -> Shape:
-        h, w = (self.size, self.size) if isinstance(self.size, int) else self.size
+        h, w = self.hw()
         if h > shape[1] + 2 * self.padding or w > shape[2] + 2 * self.padding:
             raise Problem(f"crop {h}×{w} is larger than the padded image {fmt_shape(shape)}", field="size")
         return (shape[0], h, w)
@@ -216,6 +271,11 @@ class RandomRotation(Transform):
     degrees: Annotated[float, Field(gt=0, le=180)] = Field(description="largest rotation, in degrees")
     positional: ClassVar = ("degrees",)
 
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import random_rotation
+
+        return lambda x, g: random_rotation(x, g, self.degrees)
+
 
 @TRANSFORMS.register
 class RandomShift(Transform):
@@ -225,3 +285,7 @@ class RandomShift(Transform):
     pixels: PosInt = Field(4, description="largest shift")
     positional: ClassVar = ("pixels",)
 
+    def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
+        from netspec.training import random_shift
+
+        return lambda x, g: random_shift(x, g, self.pixels)

@@ -48,8 +48,7 @@ class Layer(Op):
     output_shape: Shape | None = Field(default=None, description="inferred per-sample output shape")
     params: int | None = Field(default=None, description="inferred trainable parameter count")
 
-    base_fields: ClassVar[frozenset[str]] = frozenset(
-        {"kind", "span", "input_shape", "output_shape", "params"})
+    base_fields: ClassVar[frozenset[str]] = frozenset({"kind", "span", "input_shape", "output_shape", "params"})
     category: ClassVar[str] = "layer"
     expects: ClassVar[str] = "any input"  # e.g. "[C, H, W]", shown in shape errors
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks; None: any
@@ -61,8 +60,7 @@ class Layer(Op):
 
     def check_rank(self, shape: Shape) -> None:
         if self.ranks is not None and len(shape) not in self.ranks:
-            raise Problem(f"`{self.kind_name()}` expects {self.expects}, got {fmt_shape(shape)}",
-                          self.rank_hint(shape))
+            raise Problem(f"`{self.kind_name()}` expects {self.expects}, got {fmt_shape(shape)}", self.rank_hint(shape))
 
     def rank_hint(self, shape: Shape) -> str | None:
         return None
@@ -91,9 +89,11 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
 
 def _spatial(name: str, shape: Shape, out: tuple[int, ...], what: str) -> None:
     if any(o <= 0 for o in out):
-        raise Problem(f"`{name}` would produce an empty output from {fmt_shape(shape)}: "
-                      f"the {what} is larger than the (padded) input",
-                      "use a smaller kernel, add padding, or remove a downsampling layer before it")
+        raise Problem(
+            f"`{name}` would produce an empty output from {fmt_shape(shape)}: "
+            f"the {what} is larger than the (padded) input",
+            "use a smaller kernel, add padding, or remove a downsampling layer before it",
+        )
 
 
 class _ConvBase(Layer):
@@ -113,14 +113,17 @@ class _ConvBase(Layer):
 
     def problems(self) -> list[Problem]:
         if getattr(self, "padding") == "same" and any(x != 1 for x in _pair(getattr(self, "stride"), self.dims)):
-            return [Problem("padding \"same\" needs stride 1", "give the padding as a number", "padding")]
+            return [Problem('padding "same" needs stride 1', "give the padding as a number", "padding")]
         return []
 
     def _groups_check(self, channels: int) -> None:
         g = getattr(self, "groups", 1)
         if channels % g or getattr(self, "out_channels") % g:
-            raise Problem(f"`groups={g}` must divide both the input channels ({channels}) "
-                          f"and out_channels ({getattr(self, 'out_channels')})", field="groups")
+            raise Problem(
+                f"`groups={g}` must divide both the input channels ({channels}) "
+                f"and out_channels ({getattr(self, 'out_channels')})",
+                field="groups",
+            )
 
     def output(self, shape: Shape) -> Shape:
         self._groups_check(shape[0])
@@ -141,9 +144,13 @@ class _ConvBase(Layer):
         k, s, p, d = self._geometry()
         pad: Any = self.padding if self.padding in ("same", "valid") else _single(p)  # type: ignore[attr-defined]
         kwargs: dict[str, Any] = {"kernel_size": _single(k)}
-        for key, value, default in (("stride", _single(s), 1), ("padding", pad, 0),
-                                    ("dilation", _single(d), 1), ("groups", getattr(self, "groups", 1), 1),
-                                    ("bias", getattr(self, "bias"), True)):
+        for key, value, default in (
+            ("stride", _single(s), 1),
+            ("padding", pad, 0),
+            ("dilation", _single(d), 1),
+            ("groups", getattr(self, "groups", 1), 1),
+            ("bias", getattr(self, "bias"), True),
+        ):
             if value != default:
                 kwargs[key] = value
         cls = f"nn.Conv{self.dims}d"
@@ -189,7 +196,7 @@ class Conv1d(_ConvBase):
     out_channels: PosInt = Field(description="output channels")
     kernel: PosInt = Field(description="kernel size")
     stride: PosInt = Field(1, description="step between windows")
-    padding: Union[NonNegInt, Literal["same", "valid"]] = Field(0, description="zeros added to both ends, or \"same\"")
+    padding: Union[NonNegInt, Literal["same", "valid"]] = Field(0, description='zeros added to both ends, or "same"')
     dilation: PosInt = Field(1, description="spacing between kernel elements")
     groups: PosInt = Field(1, description="blocked connections from input to output channels")
     bias: bool = Field(True, description="add a learned bias")
@@ -207,7 +214,7 @@ class Conv2d(_ConvBase):
     out_channels: PosInt = Field(description="output channels")
     kernel: Pair = Field(description="kernel size: k or [kh, kw]")
     stride: Pair = Field(1, description="step between windows")
-    padding: Padding = Field(0, description="zeros added on each side, or \"same\"")
+    padding: Padding = Field(0, description='zeros added on each side, or "same"')
     dilation: Pair = Field(1, description="spacing between kernel elements")
     groups: PosInt = Field(1, description="blocked connections from input to output channels")
     bias: bool = Field(True, description="add a learned bias")
@@ -227,8 +234,12 @@ class ConvTranspose2d(Layer):
     out_channels: PosInt = Field(description="output channels")
     kernel: Pair = Field(description="kernel size: k or [kh, kw]")
     stride: Pair = Field(1, description="upsampling step")
-    padding: Union[NonNegInt, tuple[NonNegInt, NonNegInt]] = Field(0, description="removed from each side of the output")
-    output_padding: Union[NonNegInt, tuple[NonNegInt, NonNegInt]] = Field(0, description="added to one side of the output")
+    padding: Union[NonNegInt, tuple[NonNegInt, NonNegInt]] = Field(
+        0, description="removed from each side of the output"
+    )
+    output_padding: Union[NonNegInt, tuple[NonNegInt, NonNegInt]] = Field(
+        0, description="added to one side of the output"
+    )
     dilation: Pair = Field(1, description="spacing between kernel elements")
     bias: bool = Field(True, description="add a learned bias")
     positional: ClassVar = ("out_channels", "kernel")
@@ -238,13 +249,18 @@ class ConvTranspose2d(Layer):
     def problems(self) -> list[Problem]:
         limits = [max(s, d) for s, d in zip(_pair(self.stride), _pair(self.dilation))]
         if any(op >= lim for op, lim in zip(_pair(self.output_padding), limits)):
-            return [Problem("output_padding must be smaller than the stride or the dilation",
-                            field="output_padding")]
+            return [Problem("output_padding must be smaller than the stride or the dilation", field="output_padding")]
         return []
 
     def output(self, shape: Shape) -> Shape:
-        geo = zip(shape[1:], _pair(self.kernel), _pair(self.stride), _pair(self.padding),
-                  _pair(self.output_padding), _pair(self.dilation))
+        geo = zip(
+            shape[1:],
+            _pair(self.kernel),
+            _pair(self.stride),
+            _pair(self.padding),
+            _pair(self.output_padding),
+            _pair(self.dilation),
+        )
         out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, k, s, p, op, d in geo)
         _spatial(self.kind_name(), shape, out, "padding")
         return (self.out_channels, *out)
@@ -262,8 +278,12 @@ class ConvTranspose2d(Layer):
 
 class _Pool(Layer):
     kernel: Union[PosInt, tuple[PosInt, ...]] = Field(description="window size: k or one per spatial dimension")
-    stride: Union[PosInt, tuple[PosInt, ...], None] = Field(None, description="step between windows (default: the kernel)")
-    padding: Union[NonNegInt, tuple[NonNegInt, ...]] = Field(0, description="padding on each side (at most half the kernel)")
+    stride: Union[PosInt, tuple[PosInt, ...], None] = Field(
+        None, description="step between windows (default: the kernel)"
+    )
+    padding: Union[NonNegInt, tuple[NonNegInt, ...]] = Field(
+        0, description="padding on each side (at most half the kernel)"
+    )
     positional: ClassVar = ("kernel", "stride")
     expects: ClassVar[str] = "[C, L], [C, H, W] or [C, D, H, W]"
     ranks: ClassVar = (2, 3, 4)
@@ -275,8 +295,7 @@ class _Pool(Layer):
         p = _pair(self.padding, n)
         for values, what in ((k, "kernel"), (s, "stride"), (p, "padding")):
             if len(values) != n:
-                raise Problem(f"`{what}` has {len(values)} values but the input has {n} spatial dimensions",
-                              field=what)
+                raise Problem(f"`{what}` has {len(values)} values but the input has {n} spatial dimensions", field=what)
         if any(pp * 2 > kk for pp, kk in zip(p, k)):
             raise Problem("padding must be at most half the kernel", field="padding")
         return k, s, p
@@ -358,8 +377,10 @@ class Reshape(Layer):
         total, known = numel(shape), numel(tuple(d for d in self.shape if d != -1))
         out = tuple(total // known if d == -1 else d for d in self.shape)
         if numel(out) != total:
-            raise Problem(f"cannot reshape {fmt_shape(shape)} ({total} values) to {fmt_shape(self.shape)}",
-                          "the number of values must stay the same")
+            raise Problem(
+                f"cannot reshape {fmt_shape(shape)} ({total} values) to {fmt_shape(self.shape)}",
+                "the number of values must stay the same",
+            )
         return out
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
@@ -470,8 +491,13 @@ class _Recurrent(Layer):
         if "layers" in kwargs:
             kwargs["num_layers"] = kwargs.pop("layers")
         kwargs.update(self._extra())
-        return [TorchModule("Recurrent", (self.torch_name, shape[1], self.hidden),
-                            {**kwargs, "return_sequences": self.return_sequences})]
+        return [
+            TorchModule(
+                "Recurrent",
+                (self.torch_name, shape[1], self.hidden),
+                {**kwargs, "return_sequences": self.return_sequences},
+            )
+        ]
 
     def _extra(self) -> dict[str, Any]:
         return {}
@@ -508,8 +534,9 @@ class GRU(_Recurrent):
 
 def _heads_check(dim: int, heads: int) -> None:
     if dim % heads:
-        raise Problem(f"the feature size {dim} is not divisible by heads={heads}",
-                      f"use a head count that divides {dim}", "heads")
+        raise Problem(
+            f"the feature size {dim} is not divisible by heads={heads}", f"use a head count that divides {dim}", "heads"
+        )
 
 
 @LAYERS.register
@@ -582,8 +609,10 @@ class Upsample(Layer):
     def output(self, shape: Shape) -> Shape:
         needs = {"linear": 2, "bilinear": 3}.get(self.mode)
         if needs and len(shape) != needs:
-            raise Problem(f"mode \"{self.mode}\" needs a {'[C, L]' if needs == 2 else '[C, H, W]'} input, "
-                          f"got {fmt_shape(shape)}", field="mode")
+            raise Problem(
+                f'mode "{self.mode}" needs a {"[C, L]" if needs == 2 else "[C, H, W]"} input, got {fmt_shape(shape)}',
+                field="mode",
+            )
         return (shape[0], *(d * self.scale for d in shape[1:]))
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
@@ -608,9 +637,17 @@ class Activation(Layer):
 
 
 def _activation(kind: str, torch_name: str, doc: str) -> type[Activation]:
-    cls = type(torch_name, (Activation,), {
-        "__annotations__": {"kind": Literal[kind]}, "kind": kind, "__doc__": doc,
-        "torch_name": torch_name, "__module__": __name__})
+    cls = type(
+        torch_name,
+        (Activation,),
+        {
+            "__annotations__": {"kind": Literal[kind]},
+            "kind": kind,
+            "__doc__": doc,
+            "torch_name": torch_name,
+            "__module__": __name__,
+        },
+    )
     return LAYERS.register(cls)
 
 
@@ -635,7 +672,7 @@ class GELU(Activation):
     """Gaussian error linear unit, as in BERT and GPT."""
 
     kind: Literal["gelu"] = "gelu"
-    approximate: Literal["none", "tanh"] = Field("none", description="\"tanh\" for the faster approximation")
+    approximate: Literal["none", "tanh"] = Field("none", description='"tanh" for the faster approximation')
     torch_name: ClassVar[str] = "GELU"
 
     def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
@@ -652,8 +689,9 @@ class _SoftmaxBase(Activation):
 
     def output(self, shape: Shape) -> Shape:
         if not -len(shape) <= self.dim < len(shape):
-            raise Problem(f"dim={self.dim} is out of range for a {len(shape)}-dimensional input {fmt_shape(shape)}",
-                          field="dim")
+            raise Problem(
+                f"dim={self.dim} is out of range for a {len(shape)}-dimensional input {fmt_shape(shape)}", field="dim"
+            )
         return shape
 
     def torch_kwargs(self, shape: Shape) -> dict[str, Any]:

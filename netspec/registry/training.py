@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
 from netspec.span import Shape
-from netspec.registry.base import Fraction, NonNegFloat, NonNegInt, Op, PosFloat, PosInt, Problem, Registry, fmt_shape
+from netspec.registry.base import (
+    Fraction,
+    changed,
+    NonNegFloat,
+    NonNegInt,
+    Op,
+    PosFloat,
+    PosInt,
+    Problem,
+    Registry,
+    fmt_shape,
+)
 from netspec.registry.data import Task
 
 # --- losses -------------------------------------------------------------------------
@@ -15,6 +26,12 @@ from netspec.registry.data import Task
 
 class Loss(Op):
     target: ClassVar[str] = "class"  # what it compares outputs with: "class", "value" or "binary"
+    torch_class: ClassVar[str] = ""  # the torch.nn loss it builds
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """Arguments for the torch loss: the parameters that differ from their defaults."""
+        return changed(self)
+
     wants_last: ClassVar[tuple[str, ...]] = ()  # final activations it expects
     rejects_last: ClassVar[tuple[str, ...]] = ()  # final activations it already applies itself
 
@@ -28,11 +45,14 @@ class Loss(Op):
             return []
         if self.target == "binary" and task.target in ("class", "token") and task.classes in (None, 2):
             return []
-        needs = {"class": "class labels", "token": "class labels", "value": "numeric targets",
-                 "binary": "0/1 targets"}
+        needs = {"class": "class labels", "token": "class labels", "value": "numeric targets", "binary": "0/1 targets"}
         fix = {"class": "cross_entropy", "token": "cross_entropy", "value": "mse"}[task.target]
-        return [Problem(f"loss `{self.kind_name()}` needs {needs[self.target]}, but the dataset "
-                        f"has {needs[task.target]}", f"use `loss {fix}`")]
+        return [
+            Problem(
+                f"loss `{self.kind_name()}` needs {needs[self.target]}, but the dataset has {needs[task.target]}",
+                f"use `loss {fix}`",
+            )
+        ]
 
     def _shape_problems(self, output: Shape, task: Task) -> list[Problem]:
         return []
@@ -40,11 +60,21 @@ class Loss(Op):
     def _activation_problems(self, last: str | None) -> list[Problem]:
         name = self.kind_name()
         if last in self.rejects_last:
-            return [Problem(f"`{name}` applies {self.applies} itself; the final `{last}` makes it train poorly",
-                            f"remove the final `{last}`", severity="warning")]
+            return [
+                Problem(
+                    f"`{name}` applies {self.applies} itself; the final `{last}` makes it train poorly",
+                    f"remove the final `{last}`",
+                    severity="warning",
+                )
+            ]
         if self.wants_last and last not in self.wants_last:
-            return [Problem(f"`{name}` expects the network to end with `{self.wants_last[0]}`",
-                            f"add `{self.wants_last[0]}` as the last layer", severity="warning")]
+            return [
+                Problem(
+                    f"`{name}` expects the network to end with `{self.wants_last[0]}`",
+                    f"add `{self.wants_last[0]}` as the last layer",
+                    severity="warning",
+                )
+            ]
         return []
 
     applies: ClassVar[str] = ""
@@ -58,12 +88,20 @@ class _ClassLoss(Loss):
         rank = 2 if task.target == "token" else 1
         want = "[seq, classes]" if rank == 2 else "[classes]"
         if len(output) != rank:
-            return [Problem(f"`{self.kind_name()}` needs class scores {want} per sample, "
-                            f"but the network outputs {fmt_shape(output)}",
-                            "end the network with `dense(classes)`" if rank == 1 else None)]
+            return [
+                Problem(
+                    f"`{self.kind_name()}` needs class scores {want} per sample, "
+                    f"but the network outputs {fmt_shape(output)}",
+                    "end the network with `dense(classes)`" if rank == 1 else None,
+                )
+            ]
         if task.classes is not None and output[-1] != task.classes:
-            return [Problem(f"the network outputs {output[-1]} class scores, but the dataset has "
-                            f"{task.classes} classes", f"make the last layer `dense({task.classes})`")]
+            return [
+                Problem(
+                    f"the network outputs {output[-1]} class scores, but the dataset has {task.classes} classes",
+                    f"make the last layer `dense({task.classes})`",
+                )
+            ]
         return []
 
 
@@ -73,6 +111,7 @@ class CrossEntropy(_ClassLoss):
 
     kind: Literal["cross_entropy"] = "cross_entropy"
     label_smoothing: Fraction = Field(0.0, description="mix targets with the uniform distribution")
+    torch_class: ClassVar[str] = "CrossEntropyLoss"
     rejects_last: ClassVar = ("softmax", "log_softmax")
     applies: ClassVar[str] = "log-softmax"
 
@@ -82,6 +121,7 @@ class NLL(_ClassLoss):
     """Negative log-likelihood of log-probabilities (`nn.NLLLoss`); end the network with `log_softmax`."""
 
     kind: Literal["nll"] = "nll"
+    torch_class: ClassVar[str] = "NLLLoss"
     wants_last: ClassVar = ("log_softmax",)
 
 
@@ -90,8 +130,13 @@ class _ValueLoss(Loss):
 
     def _shape_problems(self, output: Shape, task: Task) -> list[Problem]:
         if task.target_shape is not None and output != task.target_shape:
-            return [Problem(f"the network outputs {fmt_shape(output)} per sample, but the targets are "
-                            f"{fmt_shape(task.target_shape)}", f"make the output {fmt_shape(task.target_shape)}")]
+            return [
+                Problem(
+                    f"the network outputs {fmt_shape(output)} per sample, but the targets are "
+                    f"{fmt_shape(task.target_shape)}",
+                    f"make the output {fmt_shape(task.target_shape)}",
+                )
+            ]
         return []
 
 
@@ -100,6 +145,7 @@ class MSE(_ValueLoss):
     """Mean squared error (`nn.MSELoss`), for regression."""
 
     kind: Literal["mse"] = "mse"
+    torch_class: ClassVar[str] = "MSELoss"
 
 
 @LOSSES.register
@@ -107,6 +153,7 @@ class L1(_ValueLoss):
     """Mean absolute error (`nn.L1Loss`), for regression."""
 
     kind: Literal["l1"] = "l1"
+    torch_class: ClassVar[str] = "L1Loss"
 
 
 @LOSSES.register
@@ -114,6 +161,7 @@ class Huber(_ValueLoss):
     """Huber loss (`nn.HuberLoss`): squared for small errors, linear for large ones."""
 
     kind: Literal["huber"] = "huber"
+    torch_class: ClassVar[str] = "HuberLoss"
     delta: PosFloat = Field(1.0, description="where the loss turns from squared to linear")
     positional: ClassVar = ("delta",)
 
@@ -123,8 +171,13 @@ class _BinaryLoss(Loss):
 
     def _shape_problems(self, output: Shape, task: Task) -> list[Problem]:
         if task.target in ("class", "token") and output != (1,):
-            return [Problem(f"`{self.kind_name()}` needs one probability per sample ([1]), "
-                            f"but the network outputs {fmt_shape(output)}", "end the network with `dense(1)`")]
+            return [
+                Problem(
+                    f"`{self.kind_name()}` needs one probability per sample ([1]), "
+                    f"but the network outputs {fmt_shape(output)}",
+                    "end the network with `dense(1)`",
+                )
+            ]
         return []
 
 
@@ -133,6 +186,7 @@ class BCE(_BinaryLoss):
     """Binary cross-entropy of probabilities (`nn.BCELoss`); end the network with `sigmoid`."""
 
     kind: Literal["bce"] = "bce"
+    torch_class: ClassVar[str] = "BCELoss"
     wants_last: ClassVar = ("sigmoid",)
 
 
@@ -141,6 +195,7 @@ class BCELogits(_BinaryLoss):
     """Binary cross-entropy of logits (`nn.BCEWithLogitsLoss`); applies the sigmoid itself."""
 
     kind: Literal["bce_logits"] = "bce_logits"
+    torch_class: ClassVar[str] = "BCEWithLogitsLoss"
     pos_weight: Optional[PosFloat] = Field(None, description="weight of positive examples")
     rejects_last: ClassVar = ("sigmoid",)
     applies: ClassVar[str] = "a sigmoid"
@@ -153,6 +208,11 @@ class Optimizer(Op):
     lr: PosFloat
 
     positional: ClassVar = ("lr",)
+    torch_class: ClassVar[str] = ""  # the torch.optim class
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The learning rate, and the other settings that differ from their (torch's) defaults."""
+        return {"lr": self.lr, **changed(self)}
 
 
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
@@ -165,6 +225,7 @@ class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum (`torch.optim.SGD`)."""
 
     kind: Literal["sgd"] = "sgd"
+    torch_class: ClassVar[str] = "SGD"
     lr: PosFloat = Field(0.01, description="learning rate")
     momentum: Fraction = Field(0.0, description="momentum factor")
     nesterov: bool = Field(False, description="Nesterov momentum")
@@ -182,6 +243,7 @@ class Adagrad(Optimizer):
     """Adagrad: per-parameter rates scaled by accumulated squared gradients (`torch.optim.Adagrad`)."""
 
     kind: Literal["adagrad"] = "adagrad"
+    torch_class: ClassVar[str] = "Adagrad"
     lr: PosFloat = Field(0.01, description="learning rate")
     lr_decay: NonNegFloat = Field(0.0, description="learning rate decay")
     weight_decay: NonNegFloat = Field(0.0, description="L2 penalty")
@@ -193,6 +255,7 @@ class RMSprop(Optimizer):
     """RMSprop (`torch.optim.RMSprop`)."""
 
     kind: Literal["rmsprop"] = "rmsprop"
+    torch_class: ClassVar[str] = "RMSprop"
     lr: PosFloat = Field(0.01, description="learning rate")
     alpha: Fraction = Field(0.99, description="smoothing constant")
     eps: PosFloat = Field(1e-8, description="added to the denominator for stability")
@@ -218,6 +281,7 @@ class Adam(_AdamBase):
     """Adam (`torch.optim.Adam`)."""
 
     kind: Literal["adam"] = "adam"
+    torch_class: ClassVar[str] = "Adam"
     weight_decay: NonNegFloat = Field(0.0, description="L2 penalty (added to the gradient)")
 
 
@@ -226,6 +290,7 @@ class AdamW(_AdamBase):
     """Adam with decoupled weight decay (`torch.optim.AdamW`)."""
 
     kind: Literal["adamw"] = "adamw"
+    torch_class: ClassVar[str] = "AdamW"
     weight_decay: NonNegFloat = Field(0.01, description="decoupled weight decay")
 
 
@@ -234,6 +299,10 @@ class AdamW(_AdamBase):
 
 class Schedule(Op):
     every: ClassVar[str] = "epoch"  # when it steps: after each "epoch" or each optimizer "step"
+
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        """The torch.optim.lr_scheduler class and its arguments for a run of this length."""
+        raise NotImplementedError
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
@@ -248,6 +317,9 @@ class StepLR(Schedule):
     gamma: PosFloat = Field(0.1, description="decay factor")
     positional: ClassVar = ("step_size", "gamma")
 
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        return "StepLR", {"step_size": self.step_size, "gamma": self.gamma}
+
 
 @SCHEDULES.register
 class Cosine(Schedule):
@@ -256,6 +328,12 @@ class Cosine(Schedule):
     kind: Literal["cosine"] = "cosine"
     t_max: Optional[PosInt] = Field(None, description="epochs of one half-cosine (default: all epochs)")
     eta_min: NonNegFloat = Field(0.0, description="final learning rate")
+
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        return "CosineAnnealingLR", {
+            "T_max": self.t_max or epochs,
+            **({"eta_min": self.eta_min} if self.eta_min else {}),
+        }
 
 
 @SCHEDULES.register
@@ -268,6 +346,13 @@ class OneCycle(Schedule):
     positional: ClassVar = ("max_lr",)
     every: ClassVar[str] = "step"
 
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        return "OneCycleLR", {
+            "max_lr": self.max_lr,
+            "total_steps": epochs * steps_per_epoch,
+            "pct_start": self.pct_start,
+        }
+
 
 @SCHEDULES.register
 class Warmup(Schedule):
@@ -278,6 +363,9 @@ class Warmup(Schedule):
     start_factor: Annotated[float, Field(gt=0, le=1)] = Field(0.01, description="initial fraction of the rate")
     positional: ClassVar = ("steps",)
     every: ClassVar[str] = "step"
+
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        return "LinearLR", {"start_factor": self.start_factor, "total_iters": self.steps}
 
 
 @SCHEDULES.register
@@ -291,6 +379,15 @@ class Plateau(Schedule):
     mode: Literal["min", "max", "auto"] = Field("auto", description="whether lower or higher is better")
     min_lr: NonNegFloat = Field(0.0, description="lower bound on the rate")
 
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        mode = self.mode if self.mode != "auto" else monitor_mode(self.monitor)
+        return "ReduceLROnPlateau", {
+            "mode": mode,
+            "factor": self.factor,
+            "patience": self.patience,
+            "min_lr": self.min_lr,
+        }
+
 
 # --- metrics ------------------------------------------------------------------------
 
@@ -298,6 +395,17 @@ class Plateau(Schedule):
 class Metric(Op):
     task: ClassVar[str] = "class"  # "class" or "value"
     higher_is_better: ClassVar[bool] = True
+
+    def arg(self) -> Any:
+        """What the metric function needs besides the statistics: k, or how to average."""
+        return getattr(self, "k", None) or getattr(self, "average", None)
+
+
+def monitor_mode(monitor: str) -> str:
+    """Whether lower ("min") or higher ("max") is better for a monitored value like val_accuracy."""
+    name = monitor.removeprefix("val_").removeprefix("train_")
+    cls = METRICS.get(name)
+    return "max" if cls is not None and cls.higher_is_better and name not in ("loss",) else "min"
 
 
 METRICS: Registry[type[Metric]] = Registry("metric")
