@@ -1,0 +1,252 @@
+"""What `netspec run` leaves on disk and shows on the console.
+
+The run directory: `spec.json` (the resolved IR), `metrics.csv` (a row per epoch),
+`summary.json`, `model.safetensors` (last) and `best.safetensors`, a resumable
+`checkpoint.safetensors` + `state.json`, and plots. Every write goes to a temporary
+file that is then renamed, so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import torch
+
+import netspec
+
+if TYPE_CHECKING:
+    from netspec.run import Experiment, Options, State
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    write_atomic(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def model_state(exp: Experiment) -> dict[str, torch.Tensor]:
+    model = getattr(exp.model, "_orig_mod", exp.model)  # unwrap torch.compile
+    return dict(model.state_dict())
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generator) -> None:
+    """After each epoch: weights, optimizer, scheduler and random states, metrics so far."""
+    tensors = {f"model.{k}": v for k, v in model_state(exp).items()}
+    opt = exp.optimizer.state_dict()
+    plain: dict[str, Any] = {}
+    for idx, values in opt["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                plain[f"{idx}.{key}"] = value
+    tensors["rng.shuffle"] = g.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_tensors(out / "checkpoint.safetensors", tensors)
+    info = {
+        "state": asdict(state),
+        "optimizer": {"param_groups": opt["param_groups"], "plain": plain},
+        "scheduler": exp.scheduler.state_dict() if exp.scheduler is not None else None,
+    }
+    write_atomic(out / "state.json", json.dumps(info, indent=1, default=_json_default))
+    save_tensors(out / "model.safetensors", model_state(exp))
+    write_metrics(out, state.rows)
+    _save_best(out, exp, state)
+
+
+def _save_best(out: Path, exp: Experiment, state: State) -> None:
+    train = exp.program.train
+    key = train.early_stopping.monitor if train and train.early_stopping else "val_loss"
+    values = [r.get(key) for r in state.rows]
+    if values[-1] is None:
+        return
+    from netspec.registry.training import monitor_mode
+
+    pick = min if monitor_mode(key) == "min" else max
+    if values[-1] == pick(v for v in values if v is not None):
+        save_tensors(out / "best.safetensors", model_state(exp))
+
+
+def _json_default(value: Any) -> Any:
+    if torch.is_tensor(value):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in state.json")
+
+
+def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> State:
+    """Restore a run directory's last checkpoint into `exp` and `g`."""
+    from netspec.run import State
+
+    if out is None or not (out / "state.json").is_file():
+        raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
+    info = json.loads((out / "state.json").read_text())
+    tensors = load_tensors(out / "checkpoint.safetensors")
+    exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
+    if exp.scheduler is not None and info["scheduler"] is not None:
+        exp.scheduler.load_state_dict(info["scheduler"])
+    g.set_state(tensors["rng.shuffle"])
+    torch.set_rng_state(tensors["rng.torch"])
+    state = State(**info["state"])
+    state.rows = [dict(r) for r in state.rows]
+    return state
+
+
+def _optimizer_state(saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in saved["plain"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": saved["param_groups"]}
+
+
+# --- the run directory ---------------------------------------------------------------------
+
+
+def start(out: Path, program: Any, exp: Experiment, resumed: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "spec.json", program.model_dump_json(indent=1))
+
+
+def write_metrics(out: Path, rows: list[dict[str, float]]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    write_atomic(out / "metrics.csv", buf.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return repr(value)
+    return repr(value) if isinstance(value, float) else value
+
+
+def finish(out: Path | None, exp: Experiment, state: State, seconds: float, options: Options) -> dict[str, Any]:
+    """Evaluate on the test split; write summary.json, the final weights and plots."""
+    from netspec.run import evaluate
+
+    test: dict[str, float] = {}
+    predictions = None
+    if exp.data.test is not None:
+        meter, predictions = evaluate(exp, exp.data.test, keep_predictions=True)
+        test = {"loss": meter.loss, **meter.metrics(exp.metrics)}
+    summary = _summary(exp, state, test, seconds, options)
+    if out is not None:
+        save_tensors(out / "model.safetensors", model_state(exp))
+        write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+        _plots(out, exp, state, predictions)
+    return summary
+
+
+def _summary(exp: Experiment, state: State, test: dict[str, float], seconds: float, options: Options) -> dict[str, Any]:
+    train = exp.program.train
+    net = exp.program.network(train.model) if train else None
+    return {
+        "spec": options.spec_name,
+        "test": test,
+        "params": net.params if net else 0,
+        "seed": train.seed if train else 0,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "stopped_early": state.stopped_early,
+        "device": str(exp.device),
+        "wall_seconds": round(seconds, 3),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "netspec": netspec.__version__},
+        "data_sha256": exp.data.files,
+    }
+
+
+def _plots(out: Path, exp: Experiment, state: State, predictions: torch.Tensor | None) -> None:
+    try:
+        from netspec import plots
+    except ImportError:  # matplotlib is optional for running
+        return
+    plots.curves(out / "curves.png", state.rows)
+    if predictions is not None and exp.classes and exp.data.test is not None:
+        plots.confusion(out / "confusion.png", predictions, exp.data.test.y, exp.data.classes)
+        if exp.data.test.x.dim() == 4:
+            plots.predictions(out / "predictions.png", exp.data.test.x, predictions, exp.data.test.y, exp.data.classes)
+
+
+# --- console ---------------------------------------------------------------------------------
+
+
+class Progress:
+    """A rich progress bar per epoch on a terminal; plain lines otherwise; nothing with quiet."""
+
+    def __init__(self, quiet: bool, log: Callable[[str], None]) -> None:
+        self.quiet, self.log = quiet, log
+        self.live = not quiet and sys.stdout.isatty()
+
+    @contextlib.contextmanager
+    def epoch(self, epoch: int, epochs: int, samples: int) -> Iterator[Callable[[int, float], None]]:
+        if not self.live:
+            yield lambda n, loss: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        started = time.perf_counter()
+        columns = (
+            TextColumn(f"epoch {epoch}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("train", total=samples, info="")
+
+            def on_step(n: int, loss: float) -> None:
+                done = bar.tasks[0].completed + n
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, advance=n, info=f"loss {loss:.4f}  {rate:,.0f} samples/s")
+
+            yield on_step
+
+    def summary(self, row: dict[str, float]) -> None:
+        if self.quiet:
+            return
+        parts = [f"epoch {int(row['epoch'])}"] + [f"{k} {_short(v)}" for k, v in row.items() if k != "epoch"]
+        self.log("  ".join(parts))
+
+
+def _short(value: float) -> str:
+    return f"{value:.1f}s" if value >= 100 else f"{value:.4g}"

@@ -1,0 +1,72 @@
+"""Turn checked IR into torch modules.
+
+The registry describes each layer's modules once (`TorchModule`); this is the runtime
+backend that instantiates those descriptions, so the trained model is exactly the
+network the checker inferred shapes and parameter counts for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from netspec import ir, modules
+from netspec.registry import Layer, TorchModule
+from netspec.span import Shape
+
+
+def resolve(name: str) -> type[nn.Module]:
+    """The class a `TorchModule` names: `nn.X` from torch.nn, else one from netspec.modules.
+
+    Looked up by attribute, never evaluated, so a description cannot run arbitrary code.
+    """
+    owner: Any = nn if name.startswith("nn.") else modules
+    cls = getattr(owner, name.removeprefix("nn."), None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"no torch module named {name!r}")
+    return cls
+
+
+def instantiate(tm: TorchModule) -> nn.Module:
+    """Construct the module a description names, with its arguments."""
+    return resolve(tm.name)(*tm.args, **tm.kwargs)
+
+
+def build_layer(layer: Layer, shape: Shape | None = None) -> nn.Module:
+    """One layer's module; an nn.Sequential when it takes several (e.g. pool then flatten).
+
+    `shape` defaults to the layer's inferred input shape: torch modules need the input
+    size (channels, features) that the spec leaves implicit.
+    """
+    shape = shape if shape is not None else layer.input_shape
+    if shape is None:
+        raise ValueError(f"`{layer.kind_name()}` has no input shape; check the spec first")
+    built = [instantiate(tm) for tm in layer.torch_modules(shape)]
+    return built[0] if len(built) == 1 else nn.Sequential(*built)
+
+
+def build_step(step: Any) -> nn.Module:
+    """A module for one IR step, keeping its structure (blocks, repeats, residuals)."""
+    if isinstance(step, Layer):
+        return build_layer(step)
+    if isinstance(step, ir.BlockUse):
+        return build_steps(step.steps)
+    if isinstance(step, ir.Repeat):
+        return nn.Sequential(*(build_steps(it) for it in step.iterations))
+    if isinstance(step, ir.Residual):
+        return modules.Residual(build_steps(step.steps))
+    raise TypeError(f"not an IR step: {type(step).__name__}")
+
+
+def build_steps(steps: list[Any]) -> nn.Sequential:
+    """Steps in order, as a Sequential (nested modules mirror the spec's structure)."""
+    return nn.Sequential(*(build_step(s) for s in steps))
+
+
+def build_network(net: ir.Network) -> nn.Module:
+    """The torch model of a checked network; it maps [batch, *input_shape] to [batch, *output_shape]."""
+    return build_steps(net.steps)
+
+
+__all__ = ["build_layer", "build_network", "build_step", "build_steps", "instantiate", "resolve"]

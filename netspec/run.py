@@ -1,0 +1,359 @@
+"""Stage 3a: run a checked spec on PyTorch — data, model, training loop, evaluation.
+
+The data path holds in-memory datasets as tensors on the training device; every epoch
+takes index slices of a seeded permutation, and augmentation runs batched on the device,
+so there is no per-sample Python in the hot loop. Every random number comes from the
+spec's seed: the same spec and seed give the same metrics on CPU, run after run, and
+`--resume` continues an interrupted run to exactly the metrics of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from netspec import artifacts, ir, training
+from netspec.build import build_network
+from netspec.datasets import Arrays, DataError, load, resolve_root
+from netspec.registry.training import monitor_mode
+
+Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class Options:
+    out: Path | None = None
+    data_dir: str | None = None
+    device: str | None = None  # overrides train.device
+    quiet: bool = False
+    resume: Path | None = None
+    download: bool = True
+    spec_dir: Path | None = None
+    spec_name: str = "spec"
+    log: Callable[[str], None] = print
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    test: Split | None
+    classes: list[str] | None
+    augment: list[Transform]  # applied to training batches only
+    at_eval: list[Callable[[torch.Tensor], torch.Tensor]]  # what evaluation inputs went through
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> Data:
+    """Split, convert and preprocess once; what stays per-batch is augmentation only."""
+    dataset, train = program.dataset, program.train
+    assert dataset is not None and train is not None
+    x, y = _tensor(arrays.x_train), _tensor(arrays.y_train)
+    test = Split(_tensor(arrays.x_test), _tensor(arrays.y_test)) if arrays.x_test is not None else None
+    g = torch.Generator().manual_seed(train.seed)
+    if test is None:  # no test split in the source: hold one out of the training data
+        x, y, test = _hold_out(x, y, dataset.test or 0.1, g)
+    x, y, val = _hold_out(x, y, dataset.validation, g)
+    if dataset.limit:
+        x, y = x[: dataset.limit], y[: dataset.limit]
+    splits = [Split(x, y), val, test]
+    augment, at_eval = _preprocess(dataset, splits)
+    placed = [Split(s.x.to(device), s.y.to(device)) if s is not None else None for s in splits]
+    return Data(placed[0], placed[1], placed[2], arrays.classes, augment, at_eval, arrays.files)  # type: ignore[arg-type]
+
+
+def _tensor(a: Any) -> torch.Tensor:
+    t = torch.from_numpy(a)
+    return t.float() / 255 if t.dtype == torch.uint8 else t  # images: uint8 -> [0, 1]
+
+
+def _hold_out(
+    x: torch.Tensor, y: torch.Tensor, fraction: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, Split | None]:
+    """A deterministic random fraction of (x, y), and the rest."""
+    n = round(len(x) * fraction)
+    if n == 0:
+        return x, y, None
+    perm = torch.randperm(len(x), generator=g)
+    keep, held = perm[n:].sort().values, perm[:n].sort().values
+    return x[keep], y[keep], Split(x[held], y[held])
+
+
+def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[Transform], list[Any]]:
+    """Apply transforms in spec order. Until the first augmentation they are deterministic
+    and applied once to every split; from then on they run per training batch (returned),
+    while evaluation splits get their evaluation-time effect now."""
+    per_batch: list[Transform] = []
+    at_eval: list[Any] = []
+    for t in dataset.transforms:
+        train_x = splits[0].x  # type: ignore[union-attr]
+        fn = t.eval_function(train_x)
+        if t.augment or per_batch:
+            per_batch.append(t.function(train_x))
+        for s in splits[1:] if per_batch else splits:
+            if s is not None and fn is not None:
+                s.x = fn(s.x)
+        at_eval += [fn] if fn is not None else []
+    return per_batch, at_eval
+
+
+# --- the experiment -----------------------------------------------------------------------
+
+
+@dataclass
+class Experiment:
+    program: ir.Program
+    data: Data
+    model: nn.Module
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+    epochs: int
+    steps_per_epoch: int
+    classes: int
+    metrics: dict[str, Any]
+    autocast: Any
+
+
+def pick_device(wanted: str) -> torch.device:
+    """auto: CUDA, then Apple's MPS, then the CPU."""
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
+    train = program.train
+    net = program.network(train.model) if train else None
+    assert train is not None and net is not None
+    torch.manual_seed(train.seed)  # the model's initial weights
+    model = build_network(net).to(device)
+    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
+    epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
+    optimizer = getattr(torch.optim, train.optimizer.torch_class)(model.parameters(), **train.optimizer.torch_kwargs())
+    scheduler = _scheduler(train, optimizer, epochs, steps_per_epoch)
+    classes = net.output_shape[-1] if train.loss.target != "value" else 0
+    if train.loss.target == "binary":
+        classes = 2
+    return Experiment(
+        program,
+        data,
+        model,
+        _loss(train.loss, device),
+        optimizer,
+        scheduler,
+        device,
+        epochs,
+        steps_per_epoch,
+        classes,
+        {m.kind: m.arg() for m in train.metrics},
+        _autocast(train, device),
+    )
+
+
+def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    kwargs = loss.torch_kwargs()
+    if "pos_weight" in kwargs:
+        kwargs["pos_weight"] = torch.tensor([kwargs["pos_weight"]], device=device)
+    criterion = getattr(nn, loss.torch_class)(**kwargs)
+    if loss.target == "binary":
+        return lambda out, y: criterion(out, y.float().view_as(out))
+    if loss.target == "class":  # per-position classes ([batch, seq, classes]) flatten to rows
+        return lambda out, y: criterion(out.flatten(0, -2), y.flatten())
+    return criterion  # type: ignore[no-any-return]
+
+
+def _scheduler(train: ir.Train, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Any:
+    if train.schedule is None:
+        return None
+    name, kwargs = train.schedule.torch_scheduler(epochs, steps_per_epoch)
+    return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
+
+
+def _autocast(train: ir.Train, device: torch.device) -> Any:
+    """bf16/fp16 mixed precision on CUDA when asked; never on the CPU, whose results must not change."""
+    if device.type != "cuda" or train.precision == "fp32":
+        return None
+    if train.precision == "fp16":
+        return torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """Everything a resumed run needs besides tensors."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Callable[[int, float], None]) -> float:
+    """One pass over the training data in a seeded order; returns the mean loss."""
+    exp.model.train()
+    data, batch = exp.data.train, exp.program.dataset.batch  # type: ignore[union-attr]
+    train = exp.program.train
+    assert train is not None
+    order = (
+        torch.randperm(len(data), generator=g).to(exp.device)
+        if exp.program.dataset.shuffle
+        else torch.arange(len(data), device=exp.device)
+    )  # type: ignore[union-attr]
+    total, seen = 0.0, 0
+    for start in range(0, len(data), batch):
+        if train.steps and state.step >= train.steps:
+            break
+        idx = order[start : start + batch]
+        x, y = data.x[idx], data.y[idx]
+        for augment in exp.data.augment:
+            x = augment(x, g)
+        loss = _step(exp, x, y)
+        state.step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingError(f"the loss became {value} at epoch {state.epoch + 1}, step {state.step}")
+        total, seen = total + value * len(idx), seen + len(idx)
+        on_step(len(idx), total / seen)
+    return total / max(1, seen)
+
+
+def _step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    train = exp.program.train
+    assert train is not None
+    if exp.autocast is not None:
+        with torch.autocast("cuda", dtype=exp.autocast):
+            loss = exp.loss_fn(exp.model(x), y)
+    else:
+        loss = exp.loss_fn(exp.model(x), y)
+    exp.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if train.clip_grad:
+        nn.utils.clip_grad_norm_(exp.model.parameters(), train.clip_grad)
+    exp.optimizer.step()
+    if exp.scheduler is not None and train.schedule is not None and train.schedule.every == "step":
+        exp.scheduler.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(
+    exp: Experiment, split: Split, keep_predictions: bool = False
+) -> tuple[training.Meter, torch.Tensor | None]:
+    """Loss and metric statistics over a split, in order, in evaluation mode."""
+    exp.model.eval()
+    meter = training.Meter(exp.classes, tuple(v for k, v in exp.metrics.items() if k == "top_k"))
+    batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
+    outputs = []
+    for start in range(0, len(split), batch):
+        x, y = split.x[start : start + batch], split.y[start : start + batch]
+        out = exp.model(x).float()
+        meter.update(exp.loss_fn(out, y), out, y)
+        if keep_predictions:
+            outputs.append(out.cpu())
+    return meter, (torch.cat(outputs) if outputs else None)
+
+
+def epoch_row(exp: Experiment, state: State, train_loss: float, seconds: float) -> dict[str, float]:
+    row: dict[str, float] = {"epoch": state.epoch, "train_loss": train_loss}
+    if exp.data.val is not None:
+        meter, _ = evaluate(exp, exp.data.val)
+        row["val_loss"] = meter.loss
+        row.update({f"val_{k}": v for k, v in meter.metrics(exp.metrics).items()})
+    row["lr"] = exp.optimizer.param_groups[0]["lr"]
+    row["seconds"] = seconds
+    return row
+
+
+def end_of_epoch(exp: Experiment, state: State, row: dict[str, float]) -> None:
+    """Per-epoch schedule step and early stopping bookkeeping."""
+    train = exp.program.train
+    assert train is not None
+    if exp.scheduler is not None and train.schedule is not None and train.schedule.every == "epoch":
+        monitor = getattr(train.schedule, "monitor", None)
+        exp.scheduler.step(*([row.get(monitor, row["train_loss"])] if monitor else []))
+    stop = train.early_stopping
+    if stop is None:
+        return
+    value = row.get(stop.monitor, row["train_loss"])
+    mode = stop.mode if stop.mode != "auto" else monitor_mode(stop.monitor)
+    better = state.best is None or (
+        value < state.best - stop.min_delta if mode == "min" else value > state.best + stop.min_delta
+    )
+    state.best, state.bad_epochs = (value, 0) if better else (state.best, state.bad_epochs + 1)
+    state.stopped_early = state.bad_epochs >= stop.patience
+
+
+def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: artifacts.Progress) -> State:
+    """Train epoch by epoch, checkpointing after each so that any stop can be resumed."""
+    train = exp.program.train
+    assert train is not None
+    while state.epoch < exp.epochs and not state.stopped_early:
+        if train.steps and state.step >= train.steps:
+            break
+        start = time.perf_counter()
+        with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train)) as on_step:
+            train_loss = train_epoch(exp, g, state, on_step)
+        state.epoch += 1
+        row = epoch_row(exp, state, train_loss, time.perf_counter() - start)
+        state.rows.append(row)
+        end_of_epoch(exp, state, row)
+        progress.summary(row)
+        if out is not None:
+            artifacts.save_checkpoint(out, exp, state, g)
+    return state
+
+
+def run(program: ir.Program, options: Options) -> dict[str, Any]:
+    """Train and evaluate; write the run directory; return the summary."""
+    train, dataset = program.train, program.dataset
+    if train is None or dataset is None:
+        raise DataError("the spec needs a `dataset` and a `train` section to run", None)
+    device = pick_device(options.device or train.device)
+    arrays = load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
+    data = prepare_data(program, arrays, device)
+    exp = build(program, data, device)
+    g = torch.Generator().manual_seed(train.seed)
+    out = options.resume or options.out
+    state = artifacts.load_checkpoint(out, exp, g) if options.resume else State()
+    if out is not None:
+        artifacts.start(out, program, exp, resumed=options.resume is not None)
+    model = torch.compile(exp.model) if train.compile else exp.model
+    exp.model = model  # type: ignore[assignment]
+    started = time.perf_counter()
+    state = fit(exp, state, g, out, artifacts.Progress(options.quiet, options.log))
+    return artifacts.finish(out, exp, state, time.perf_counter() - started, options)
