@@ -13,8 +13,9 @@ from torch import nn
 class Recurrent(nn.Module):
     """nn.RNN / nn.LSTM / nn.GRU, batch first, returning the sequence or the last state."""
 
-    def __init__(self, cell: str, input_size: int, hidden: int, return_sequences: bool = True,
-                 **kwargs: object) -> None:
+    def __init__(
+        self, cell: str, input_size: int, hidden: int, return_sequences: bool = True, **kwargs: object
+    ) -> None:
         super().__init__()
         self.rnn = getattr(nn, cell)(input_size, hidden, batch_first=True, **kwargs)
         self.return_sequences = return_sequences
@@ -31,8 +32,7 @@ class Recurrent(nn.Module):
 class SelfAttention(nn.Module):
     """Multi-head self-attention over [batch, seq, dim]."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, causal: bool = False,
-                 bias: bool = True) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, causal: bool = False, bias: bool = True) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, bias=bias, batch_first=True)
         self.causal = causal
@@ -46,14 +46,35 @@ class SelfAttention(nn.Module):
 class Encoder(nn.Module):
     """A stack of transformer encoder layers over [batch, seq, dim]."""
 
-    def __init__(self, dim: int, heads: int, ff: int, layers: int = 1, dropout: float = 0.1,
-                 activation: str = "relu", norm_first: bool = False, causal: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ff: int,
+        layers: int = 1,
+        dropout: float = 0.1,
+        activation: str = "relu",
+        norm_first: bool = False,
+        causal: bool = False,
+    ) -> None:
         super().__init__()
-        layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout, activation=activation,
-                                           batch_first=True, norm_first=norm_first)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, ff, dropout, activation=activation, batch_first=True, norm_first=norm_first
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.causal = causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device) if self.causal else None
         return self.encoder(x, mask=mask, is_causal=self.causal)
+
+
+class Residual(nn.Module):
+    """A skip connection, y = x + body(x); the body keeps the shape (the checker ensures it)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)

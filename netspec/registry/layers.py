@@ -331,6 +331,18 @@ class AvgPool(_Pool):
     kind: Literal["avgpool"] = "avgpool"
     torch_name: ClassVar[str] = "AvgPool"
 
+    def output(self, shape: Shape) -> Shape:
+        out = super().output(shape)
+        k, _, _ = self._geometry(len(shape) - 1)
+        # torch's avg_pool3d (unlike the 1-D and 2-D ones) refuses a window larger than the unpadded input
+        if len(shape) == 4 and any(n < kk for n, kk in zip(shape[1:], k)):
+            raise Problem(
+                f"`avgpool` over {fmt_shape(shape)} needs a window no larger than the input: "
+                "3-D average pooling does not let padding make up the difference",
+                "use a smaller kernel, or remove a downsampling layer before it",
+            )
+        return out
+
 
 @LAYERS.register
 class GlobalAvgPool(Layer):
