@@ -25,7 +25,7 @@ from netspec.values import INVALID, Binder, CallValue, Evaluator, Symbol, descri
 GiB = 1 << 30
 MAX_LAYERS = 100_000  # after expanding blocks and repeats
 MAX_BLOCK_DEPTH = 32
-MAX_BODY_DEPTH = 100  # bodies inside bodies, through blocks: keeps the recursive passes far from the stack limit
+MAX_BODY_DEPTH = 64  # bodies inside bodies, through blocks (as braces nest in one body); keeps the IR serializable
 TOP = Span.at(1, 1, 1, 2)
 OTHER_REGISTRIES: dict[str, Registry[Any]] = {
     "loss": LOSSES,
@@ -267,6 +267,8 @@ class Checker:
                 else:
                     nodes = None
             return nodes, shape
+        if isinstance(step, (st.Repeat, st.Residual)) and self._too_deep(step.span):
+            return None, None
         if isinstance(step, st.Repeat):
             return self._repeat(step, shape, scope)
         if isinstance(step, st.Residual):
@@ -332,9 +334,7 @@ class Checker:
         if any(name == block.name for name, _ in self._stack) or len(self._stack) >= MAX_BLOCK_DEPTH:
             self.report("NS022", f"block `{block.name}` uses itself", call.span, "blocks cannot be recursive")
             return None, None
-        if self._depth >= MAX_BODY_DEPTH:
-            self.report("NS022", f"blocks and repeats are nested more than {MAX_BODY_DEPTH} levels deep here",
-                        call.span, "flatten some of the blocks")
+        if self._too_deep(call.span):
             return None, None
         args = self._block_args(block, call, scope)
         if args is None:
@@ -458,6 +458,19 @@ class Checker:
         )
         return [node], shape
 
+    def _too_deep(self, span: Span) -> bool:
+        """Whether a body opened at ``span`` would nest too deeply (reported once); the IR stays serializable."""
+        if self._depth < MAX_BODY_DEPTH:
+            return False
+        if not any(d.code == "NS022" and "levels deep" in d.message for d in self.diagnostics):
+            self.report(
+                "NS022",
+                f"blocks, repeats and residuals are nested more than {MAX_BODY_DEPTH} levels deep",
+                span,
+                "flatten some of the blocks",
+            )
+        return True
+
     def _too_many_layers(self, span: Span) -> None:
         """Report the layer limit once, at the outermost block use that crossed it."""
         if any(d.code == "NS060" and "expands to more than" in d.message for d in self.diagnostics):
@@ -465,8 +478,12 @@ class Checker:
         stack, self._stack = self._stack, []
         try:
             where = stack[0][1] if stack else span
-            self.report("NS060", f"the network expands to more than {MAX_LAYERS:,} layers", where,
-                        "use fewer or smaller repeats and blocks")
+            self.report(
+                "NS060",
+                f"the network expands to more than {MAX_LAYERS:,} layers",
+                where,
+                "use fewer or smaller repeats and blocks",
+            )
         finally:
             self._stack = stack
 
@@ -671,7 +688,7 @@ class Checker:
 
         def model(entry: st.Entry) -> Any:
             value = self._scalar(entry, ir.Train)
-            if value is INVALID or isinstance(value, str) and self._network_ref(value, entry, module):
+            if value is INVALID or (isinstance(value, str) and self._network_ref(value, entry, module)):
                 return value
             return INVALID
 
@@ -790,10 +807,10 @@ class Checker:
                     m.span or train.span,
                     "use mse or mae" if target == "value" else "use accuracy, precision, recall or f1",
                 )
-            elif m.kind == "top_k" and m.k > net.output_shape[-1]:
+            elif m.kind == "top_k" and m.arg() > net.output_shape[-1]:
                 self.report(
                     "NS051",
-                    f"top_k with k={m.k} needs more than the {net.output_shape[-1]} classes the network scores",
+                    f"top_k with k={m.arg()} needs more than the {net.output_shape[-1]} classes the network scores",
                     m.span or train.span,
                 )
 
@@ -882,4 +899,4 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: conv(v) for k, v in values.items()}
 
 
-__all__ = ["Checker", "Options", "Trace", "check", "Op"]
+__all__ = ["Checker", "Op", "Options", "Trace", "check"]

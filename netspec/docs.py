@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from netspec.ir import Dataset, Train
@@ -34,7 +35,7 @@ def reference() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _section(title: str, entries: dict[str, type[Op]], shapes: bool = False) -> str:
+def _section(title: str, entries: Mapping[str, type[Op]], shapes: bool = False) -> str:
     out = [f"## {title}\n"]
     for cls in entries.values():
         out.append(f"### `{cls.kind_name()}`\n\n`{cls.signature()}`\n\n{cls.doc()}\n")

@@ -8,7 +8,7 @@ layer's parameters are described once. ``netspec schema`` prints the JSON Schema
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field
 
@@ -16,6 +16,19 @@ from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOU
 from netspec.span import Node, Shape, Span
 
 FORMAT_VERSION = 1
+
+
+if TYPE_CHECKING:  # the unions are built from the registry at run time; mypy sees the bases
+    Step = Any
+    from netspec.registry import Loss as LossOp
+    from netspec.registry import Metric as MetricOp
+    from netspec.registry import Source as SourceOp
+    from netspec.registry import Transform as TransformOp
+    from netspec.registry.training import Optimizer as OptimizerOp
+    from netspec.registry.training import Schedule as ScheduleOp
+else:
+    SourceOp, TransformOp = SOURCES.union(), TRANSFORMS.union()
+    LossOp, OptimizerOp, ScheduleOp, MetricOp = LOSSES.union(), OPTIMIZERS.union(), SCHEDULES.union(), METRICS.union()
 
 
 class _Composite(Node):
@@ -49,10 +62,11 @@ class Residual(_Composite):
     steps: list[Step]
 
 
-Step = Annotated[
-    Union[tuple(LAYERS.entries.values()) + (BlockUse, Repeat, Residual)],  # type: ignore[valid-type]
-    Field(discriminator="kind"),
-]
+if not TYPE_CHECKING:
+    Step = Annotated[
+        Union[tuple(LAYERS.entries.values()) + (BlockUse, Repeat, Residual)],
+        Field(discriminator="kind"),
+    ]
 
 
 class Network(Node):
@@ -71,10 +85,8 @@ class Dataset(Node):
     kind: Literal["dataset"] = "dataset"
     name: Optional[str] = None
     span: Span
-    source: SOURCES.union() = Field(description="where samples come from")  # type: ignore[valid-type]
-    transforms: list[TRANSFORMS.union()] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="preprocessing and augmentation, in order"
-    )
+    source: SourceOp = Field(description="where samples come from")
+    transforms: list[TransformOp] = Field(default_factory=list, description="preprocessing and augmentation, in order")
     batch: Annotated[int, Field(gt=0)] = Field(32, description="samples per training batch")
     validation: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="fraction of the training data held out for validation"
@@ -98,13 +110,13 @@ class Train(Node):
     kind: Literal["train"] = "train"
     span: Span
     model: str = Field(description="the network to train")
-    loss: LOSSES.union() = Field(description="the training loss")  # type: ignore[valid-type]
-    optimizer: OPTIMIZERS.union() = Field(description="the optimizer and its settings")  # type: ignore[valid-type]
-    schedule: Optional[SCHEDULES.union()] = Field(None, description="learning-rate schedule")  # type: ignore[valid-type]
+    loss: LossOp = Field(description="the training loss")
+    optimizer: OptimizerOp = Field(description="the optimizer and its settings")
+    schedule: Optional[ScheduleOp] = Field(None, description="learning-rate schedule")
     epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="passes over the training data")
     steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="optimizer steps (instead of epochs)")
-    metrics: list[METRICS.union()] = Field(
-        default_factory=list,  # type: ignore[valid-type]
+    metrics: list[MetricOp] = Field(
+        default_factory=list,
         description="reported on validation and test data",
     )
     seed: Annotated[int, Field(ge=0)] = Field(0, description="seed for every random generator")

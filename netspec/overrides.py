@@ -29,6 +29,10 @@ def apply_overrides(module: st.Module, overrides: list[str]) -> tuple[st.Module,
 
 def _apply(module: st.Module, text: str) -> tuple[st.Module, list[Diagnostic]]:
     whole = Span(line=1, column=1, end_line=1, end_column=len(text) + 1, origin=text)
+    brk = next((i for i, ch in enumerate(text) if ch in "\r\n"), None)
+    if brk is not None:  # the value would be parsed as several lines, and positions point past line 1
+        at = Span(line=1, column=brk + 1, end_line=1, end_column=brk + 2, origin=text)
+        return module, [make("NS080", "an override must be a single line", at, "remove the line break")]
     path, eq, value = text.partition("=")
     if not eq or not path or not value.strip():
         return module, [

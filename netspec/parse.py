@@ -7,11 +7,13 @@ again, so one typo does not hide the errors after it.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +30,7 @@ MAX_NESTING = 64  # brackets and braces; deeper input is an error, never a Recur
 MAX_EXPR_DEPTH = 100
 MAX_RECOVERIES = 20
 RECOVERY_LIMIT = 256 * 1024  # bytes; larger files report their first syntax error only
+MAX_SOURCE = 1024 * 1024  # characters; a larger file is refused (parsing 1 MiB takes seconds, 3 MiB tens of them)
 KEYWORDS = (
     "version",
     "let",
@@ -44,6 +47,7 @@ KEYWORDS = (
 )
 _OPEN = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
+_KEYWORD_TYPES = {k: k.upper() for k in KEYWORDS}  # the grammar's terminal for each keyword
 
 
 class NestingError(Exception):
@@ -60,13 +64,17 @@ def grammar_text() -> str:
 
 
 class PostLex:
-    """Drops newlines inside () and [] (so argument lists may wrap) and bounds nesting."""
+    """Drops newlines inside () and [] (so argument lists may wrap), bounds nesting, and keeps keywords
+    reserved: where a keyword cannot stand, the contextual lexer reads it as a name (`train {version`),
+    which would make a file's meaning depend on its layout (and `fmt` break it)."""
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: list[str] = []
         for tok in stream:
+            if tok.type == "NAME" and tok in _KEYWORD_TYPES:
+                tok = Token.new_borrow_pos(_KEYWORD_TYPES[tok], str(tok), tok)  # then a syntax error
             if tok.type in _OPEN:
                 stack.append(tok.type)
                 if len(stack) > MAX_NESTING:
@@ -96,7 +104,7 @@ def _collect_comment(tok: Token) -> Token:
     return tok
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser() -> Lark:
     return Lark(
         grammar_text(),
@@ -115,7 +123,8 @@ def _span(meta: Any) -> Span:
 
 
 def _tok_span(tok: Token) -> Span:
-    return Span.at(tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+    line, column = tok.line or 1, tok.column or 1
+    return Span.at(line, column, tok.end_line or line, tok.end_column or column + 1)
 
 
 def _int(raw: str) -> int:
@@ -166,14 +175,14 @@ class ToSyntax:
         return _state.get().parens
 
     # expressions -----------------------------------------------------------
-    def int(self, meta: Any, c: list[Token]) -> st.Num:
+    def integer(self, meta: Any, c: list[Token]) -> st.Num:
         try:
             return st.Num(_int(c[0]), str(c[0]), _span(meta))
         except ValueError:
             self.errors.append(make("NS006", "number too large", _span(meta)))
             return st.Num(float("inf"), str(c[0]), _span(meta))  # infinite: the evaluator's "already reported"
 
-    def float(self, meta: Any, c: list[Token]) -> st.Num:
+    def real(self, meta: Any, c: list[Token]) -> st.Num:
         value = float(c[0].replace("_", ""))
         if value == float("inf"):
             self.errors.append(make("NS006", "number too large", _span(meta)))
@@ -201,7 +210,7 @@ class ToSyntax:
     def name(self, meta: Any, c: list[Token]) -> st.Name:
         return st.Name(str(c[0]), _span(meta))
 
-    def list(self, meta: Any, c: list[Any]) -> st.ListExpr:
+    def array(self, meta: Any, c: list[Any]) -> st.ListExpr:
         items = tuple(x for x in c if x is not None)
         return self._deep(st.ListExpr(items, _span(meta)), items)
 
@@ -266,7 +275,7 @@ class ToSyntax:
 
     # top level ---------------------------------------------------------------
     def version(self, meta: Any, c: list[Token]) -> st.Version:
-        return st.Version(self.int(c[0], c), _span(meta))  # a token has a meta's positions: span the number
+        return st.Version(self.integer(c[0], c), _span(meta))  # a token has a meta's positions: span the number
 
     def let(self, meta: Any, c: list[Any]) -> st.Let:
         return st.Let(str(c[0]), c[1], _span(meta), _tok_span(c[0]))
@@ -287,7 +296,7 @@ class ToSyntax:
         return tuple(c)
 
     def entry(self, meta: Any, c: list[Any]) -> st.Entry:
-        key, args, values = c[0], c[1], c[2] or ()
+        key, args, values = c[0], c[1], tuple(c[2] or ())
         paren = self.parens.get(id(values[0])) if len(values) == 1 and args is None else None
         if paren is not None and (paren.line, paren.column) == (key.end_line, key.end_column):
             args, values = (st.Arg(None, values[0], values[0].span),), ()  # `key(x)`: a call, not `key (x)`
@@ -326,8 +335,32 @@ def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
         ]
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (as a ``with`` block or a decorator). While a large spec is
+    parsed and checked, it rescans the growing, cycle-free trees again and again: a third of the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@paused_gc()
 def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
     """Parse a spec. Returns the syntax tree (None if nothing could be recovered) and diagnostics."""
+    if len(text) > MAX_SOURCE:
+        return None, [
+            make(
+                "NS008",
+                f"file too large: {len(text) / 1024 / 1024:.1f} MiB of text, over the "
+                f"{MAX_SOURCE // 1024 // 1024} MiB limit",
+                Span.at(1, 1, 1, 2),
+                "netspec specs are small; split it or generate the repetition with `block` and `repeat`",
+            )
+        ]
     comments: list[st.Comment] = []
     diags: list[Diagnostic] = []
     work = text
@@ -474,7 +507,7 @@ def _error_span(tok: Token, text: str, e: UnexpectedInput) -> Span:
         col = len(body) - (body.rfind("\n") + 1) + 1
         return Span.at(line, col, line, col + 1)
     if tok.type == "_NL":
-        return Span.at(tok.line, tok.column, tok.line, tok.column + 1)
+        return _tok_span(Token("_NL", " ", line=tok.line, column=tok.column))
     return _tok_span(tok)
 
 
@@ -486,6 +519,8 @@ def _syntax_hint(
         return f"a `{bracket}` is never closed; add the matching `{')' if bracket == '(' else ']'}`"
     if tok.type == "$END" and "RBRACE" in expected:
         return "a `{` is never closed; add the matching `}`"
+    if tok.type in _KEYWORD_TYPES.values() and tok.type not in expected and "NAME" in expected:
+        return f"`{tok}` is a keyword; use another name"
     if tok.type == "NAME":
         keyword = nearest(str(tok), [k for k in KEYWORDS if k.upper() in expected])
         if keyword:

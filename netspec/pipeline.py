@@ -14,7 +14,7 @@ from netspec.check import Options, Trace, check
 from netspec.diagnostics import Diagnostic, SpecError, has_errors, sort_key
 from netspec.ir import Program
 from netspec.overrides import apply_overrides
-from netspec.parse import parse, read_source
+from netspec.parse import parse, paused_gc, read_source
 
 SYNTAX_CODES = frozenset({"NS001", "NS002", "NS003", "NS004"})  # errors after which a line is blanked and parsed again
 # Checks of the whole spec (shapes, missing parts, cross-section rules): after a syntax error, the blanked
@@ -38,6 +38,7 @@ class Result:
         return self.program is not None and not has_errors(self.diagnostics)
 
 
+@paused_gc()
 def compile_text(
     text: str, file: str = "<input>", overrides: list[str] | tuple[str, ...] = (), options: Options = Options()
 ) -> Result:

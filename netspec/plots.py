@@ -46,7 +46,7 @@ def confusion(path: Path, outputs: torch.Tensor, labels: torch.Tensor, names: li
         ax.set_yticks(range(classes), ticks)
         for i in range(classes):
             for j in range(classes):
-                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7)
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7)
     ax.set(xlabel="predicted", ylabel="true", title="test confusion matrix")
     _save(fig, path)
 

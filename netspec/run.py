@@ -156,7 +156,7 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     torch.manual_seed(train.seed)  # the model's initial weights
     model = build_network(net).to(device)
     if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
     optimizer = getattr(torch.optim, train.optimizer.torch_class)(model.parameters(), **train.optimizer.torch_kwargs())
@@ -226,14 +226,13 @@ class State:
 def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Callable[[int, float], None]) -> float:
     """One pass over the training data in a seeded order; returns the mean loss."""
     exp.model.train()
-    data, batch = exp.data.train, exp.program.dataset.batch  # type: ignore[union-attr]
-    train = exp.program.train
-    assert train is not None
-    order = (
-        torch.randperm(len(data), generator=g).to(exp.device)
-        if exp.program.dataset.shuffle
-        else torch.arange(len(data), device=exp.device)
-    )  # type: ignore[union-attr]
+    train, dataset = exp.program.train, exp.program.dataset
+    assert train is not None and dataset is not None
+    data, batch = exp.data.train, dataset.batch
+    if dataset.shuffle:
+        order = torch.randperm(len(data), generator=g).to(exp.device)
+    else:
+        order = torch.arange(len(data), device=exp.device)
     total, seen = 0.0, 0
     for start in range(0, len(data), batch):
         if train.steps and state.step >= train.steps:

@@ -101,7 +101,7 @@ class Meter:
         pred = out.argmax(-1)
         self.confusion += torch.bincount((y * classes + pred).cpu(), minlength=classes * classes).view(classes, classes)
         for k in self.top_k:
-            self.top_k[k] += (out.topk(k, -1).indices == y[:, None]).any(-1).sum().item()
+            self.top_k[k] += int((out.topk(k, -1).indices == y[:, None]).any(-1).sum().item())
 
     @property
     def loss(self) -> float:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
 import types
+from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
@@ -94,7 +94,7 @@ class Evaluator:
             result = _OPS[e.op](a, b)
         except OverflowError:
             result = math.inf
-        if isinstance(result, float) and not math.isfinite(result) or abs(result) > 1e300:
+        if (isinstance(result, float) and not math.isfinite(result)) or abs(result) > 1e300:
             self.report("NS006", "number too large", e.span)
             return INVALID
         return result

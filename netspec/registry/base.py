@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import typing
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import Field
 
@@ -37,6 +37,8 @@ class Op(Node):
     model_config = Node.model_config | {"strict": True, "defer_build": True}
 
     span: Span | None = Field(default=None, description="where the spec names it")
+    if TYPE_CHECKING:
+        kind: str  # each subclass declares it as a Literal
 
     positional: ClassVar[tuple[str, ...]] = ()  # parameters that may be given without a name
     base_fields: ClassVar[frozenset[str]] = frozenset({"kind", "span"})

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Union
 
 from pydantic import Field
 
-from netspec.span import Shape
 from netspec.registry.base import Fraction, NonNegInt, Op, PosInt, Problem, Registry, fmt_shape
+from netspec.span import Shape
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ layer is described; the checker, runtime, emitter, summary, docs and LSP read it
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from pydantic import Field
 
-from netspec.span import Shape
 from netspec.registry.base import (
     Fraction,
     NonNegFloat,
@@ -26,6 +26,7 @@ from netspec.registry.base import (
     fmt_shape,
     numel,
 )
+from netspec.span import Shape
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,20 @@ def _spatial(name: str, shape: Shape, out: tuple[int, ...], what: str) -> None:
 
 class _ConvBase(Layer):
     dims: ClassVar[int] = 2
+    if TYPE_CHECKING:  # declared as fields by each subclass
+        out_channels: int
+        kernel: Any
+        stride: Any
+        padding: Any
+        dilation: Any
+        bias: bool
 
     def _geometry(self) -> tuple[tuple[int, ...], ...]:
         n = self.dims
-        k = _pair(getattr(self, "kernel"), n)
-        s = _pair(getattr(self, "stride"), n)
-        d = _pair(getattr(self, "dilation"), n)
-        pad = getattr(self, "padding")
+        k = _pair(self.kernel, n)
+        s = _pair(self.stride, n)
+        d = _pair(self.dilation, n)
+        pad = self.padding
         if pad == "same":
             p = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
         else:
@@ -112,33 +120,32 @@ class _ConvBase(Layer):
         return k, s, p, d
 
     def problems(self) -> list[Problem]:
-        if getattr(self, "padding") == "same" and any(x != 1 for x in _pair(getattr(self, "stride"), self.dims)):
+        if self.padding == "same" and any(x != 1 for x in _pair(self.stride, self.dims)):
             return [Problem('padding "same" needs stride 1', "give the padding as a number", "padding")]
         return []
 
     def _groups_check(self, channels: int) -> None:
         g = getattr(self, "groups", 1)
-        if channels % g or getattr(self, "out_channels") % g:
+        if channels % g or self.out_channels % g:
             raise Problem(
-                f"`groups={g}` must divide both the input channels ({channels}) "
-                f"and out_channels ({getattr(self, 'out_channels')})",
+                f"`groups={g}` must divide both the input channels ({channels}) and out_channels ({self.out_channels})",
                 field="groups",
             )
 
     def output(self, shape: Shape) -> Shape:
         self._groups_check(shape[0])
         k, s, p, d = self._geometry()
-        if getattr(self, "padding") == "same":
+        if self.padding == "same":
             out = tuple(shape[1:])
         else:
             out = tuple(_conv_out(n, *g) for n, *g in zip(shape[1:], k, s, p, d))
         _spatial(self.kind_name(), shape, out, "kernel")
-        return (getattr(self, "out_channels"), *out)
+        return (self.out_channels, *out)
 
     def count(self, shape: Shape) -> int:
         k, *_ = self._geometry()
-        out = getattr(self, "out_channels")
-        return out * (shape[0] // getattr(self, "groups", 1)) * math.prod(k) + (out if getattr(self, "bias") else 0)
+        out = self.out_channels
+        return out * (shape[0] // getattr(self, "groups", 1)) * math.prod(k) + (out if self.bias else 0)
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         k, s, p, d = self._geometry()
@@ -149,12 +156,12 @@ class _ConvBase(Layer):
             ("padding", pad, 0),
             ("dilation", _single(d), 1),
             ("groups", getattr(self, "groups", 1), 1),
-            ("bias", getattr(self, "bias"), True),
+            ("bias", self.bias, True),
         ):
             if value != default:
                 kwargs[key] = value
         cls = f"nn.Conv{self.dims}d"
-        return [TorchModule(cls, (shape[0], getattr(self, "out_channels")), kwargs)]
+        return [TorchModule(cls, (shape[0], self.out_channels), kwargs)]
 
 
 def _single(t: tuple[int, ...]) -> int | tuple[int, ...]:
@@ -660,7 +667,7 @@ def _activation(kind: str, torch_name: str, doc: str) -> type[Activation]:
             "__module__": __name__,
         },
     )
-    return LAYERS.register(cls)
+    return typing.cast(type[Activation], LAYERS.register(cls))
 
 
 ReLU = _activation("relu", "ReLU", "Rectified linear unit: max(0, x).")

@@ -6,10 +6,8 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
-from netspec.span import Shape
 from netspec.registry.base import (
     Fraction,
-    changed,
     NonNegFloat,
     NonNegInt,
     Op,
@@ -17,9 +15,11 @@ from netspec.registry.base import (
     PosInt,
     Problem,
     Registry,
+    changed,
     fmt_shape,
 )
 from netspec.registry.data import Task
+from netspec.span import Shape
 
 # --- losses -------------------------------------------------------------------------
 
