@@ -14,7 +14,9 @@ import io
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -59,7 +61,33 @@ def model_state(exp: Experiment) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generator) -> None:
-    """After each epoch: weights, optimizer, scheduler and random states, metrics so far."""
+    """After each epoch: weights, optimizer, scheduler and random states, metrics so far.
+    A Ctrl-C while the files are written takes effect once they all are, so that the
+    tensors and state.json always belong to the same epoch."""
+    with _interrupts_deferred():
+        _save_checkpoint(out, exp, state, g)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT back for the duration of the block (main thread only), then deliver it."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)
+        elif received and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generator) -> None:
     tensors = {f"model.{k}": v for k, v in model_state(exp).items()}
     opt = exp.optimizer.state_dict()
     plain: dict[str, Any] = {}
@@ -115,12 +143,21 @@ def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> St
     exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
     if exp.scheduler is not None and info["scheduler"] is not None:
-        exp.scheduler.load_state_dict(info["scheduler"])
+        exp.scheduler.load_state_dict(_scheduler_state(info["scheduler"], exp.scheduler.state_dict()))
     g.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
     state = State(**info["state"])
     state.rows = [dict(r) for r in state.rows]
     return state
+
+
+# Scheduler settings that follow from the run's length: a run resumed with more epochs or steps
+# keeps the new spec's, so that a one-cycle schedule is not stepped past its saved end.
+RUN_LENGTH_KEYS = ("total_steps", "_schedule_phases", "T_max")
+
+
+def _scheduler_state(saved: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    return {**saved, **{k: fresh[k] for k in RUN_LENGTH_KEYS if k in fresh}}
 
 
 def _optimizer_state(saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -201,6 +238,10 @@ def _plots(out: Path, exp: Experiment, state: State, predictions: torch.Tensor |
         return
     plots.curves(out / "curves.png", state.rows)
     if predictions is not None and exp.classes and exp.data.test is not None:
+        if predictions.shape[-1] == 1:  # one binary output: as two class probabilities
+            from netspec.run import binary_probabilities
+
+            predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
         plots.confusion(out / "confusion.png", predictions, exp.data.test.y, exp.data.classes)
         if exp.data.test.x.dim() == 4:
             plots.predictions(out / "predictions.png", exp.data.test.x, predictions, exp.data.test.y, exp.data.classes)

@@ -781,7 +781,7 @@ class Checker:
     def _transforms(self, dataset: ir.Dataset, task: Task) -> Shape | None:
         shape = task.input_shape
         for t in dataset.transforms:
-            if t.image_only and not task.image:
+            if t.image_only and task.image is False:
                 self.report(
                     "NS037",
                     f"`{t.kind}` works on images, but source `{dataset.source.kind}` does not give images",

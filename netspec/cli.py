@@ -306,6 +306,8 @@ def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
         download=not args.no_download,
         spec_dir=Path(args.file).resolve().parent,
         spec_name=Path(args.file).stem,
+        # with --format json, stdout carries only the result; the per-epoch lines go to stderr
+        log=(lambda line: print(line, file=sys.stderr)) if args.format == "json" else print,
     )
 
 
@@ -333,17 +335,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DataError as e:
         return _data_error(args, result, e)
     except TrainingError as e:
-        print(f"netspec: training stopped: {e}; the last good checkpoint is in {out}", file=sys.stderr)
+        saved = (
+            f"the last good checkpoint is in {out}"
+            if _has_checkpoint(out)
+            else "no epoch had completed, so nothing was saved"
+        )
+        print(f"netspec: training stopped: {e}; {saved}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if not _has_checkpoint(out):
+            print("\ninterrupted before the first epoch completed: nothing was saved", file=sys.stderr)
+            return 130
         print(
-            f"\ninterrupted: the last completed epoch is saved in {out}\n"
-            f"continue with: netspec run {args.file} --resume {out}",
+            f"\ninterrupted: the last completed epoch is saved in {out}\ncontinue with: {_resume_command(args, out)}",
             file=sys.stderr,
         )
         return 130
     _print_result(summary, out, args.format)
     return 0
+
+
+def _has_checkpoint(out: Path) -> bool:
+    return (out / "state.json").is_file()
+
+
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this run: the same overrides and data, with --resume."""
+    import shlex
+
+    words = ["netspec", "run", args.file]
+    words += [w for o in args.overrides for w in ("--set", o)]
+    words += ["--data-dir", args.data_dir] if args.data_dir else []
+    words += ["--device", args.device] if args.device else []
+    return shlex.join([*words, "--resume", str(out)])
 
 
 def _default_run_dir(spec: str) -> Path:

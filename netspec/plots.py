@@ -39,7 +39,7 @@ def confusion(path: Path, outputs: torch.Tensor, labels: torch.Tensor, names: li
     ).view(classes, classes)
     size = min(12, 2 + classes * 0.5)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix.numpy(), cmap="Blues")
     if classes <= 20:
         ticks = names if names and len(names) == classes else [str(i) for i in range(classes)]
         ax.set_xticks(range(classes), ticks, rotation=90)
@@ -69,7 +69,8 @@ def predictions(
             continue
         img = images[i].detach().cpu().float()
         img = (img - img.min()) / (img.max() - img.min() + 1e-8)
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray" if img.shape[0] == 1 else None)
+        pixels = (img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy()
+        ax.imshow(pixels, cmap="gray" if img.shape[0] == 1 else None)
         p, t = int(pred[i]), int(labels[i])
         ax.set_title(f"{_label(p, names)}\n({_label(t, names)})", fontsize=7, color="black" if p == t else "red")
     _save(fig, path)

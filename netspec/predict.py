@@ -10,7 +10,7 @@ import torch
 
 from netspec import ir
 from netspec.datasets import DataError, load, read_image, resolve_root
-from netspec.run import Experiment, Options, build, evaluate, pick_device, prepare_data
+from netspec.run import Experiment, Options, binary_probabilities, build, evaluate, pick_device, prepare_data
 
 
 def load_weights(exp: Experiment, path: Path) -> None:
@@ -76,7 +76,8 @@ def _read(path: str, shape: tuple[int, ...]) -> torch.Tensor:
 def _describe(path: str, out: torch.Tensor, exp: Experiment) -> dict[str, Any]:
     if not exp.classes:
         return {"input": path, "prediction": [round(v, 6) for v in out.reshape(-1).tolist()]}
-    probs = out.softmax(-1) if out.shape[-1] > 1 else torch.cat([1 - out.sigmoid(), out.sigmoid()])
+    loss = exp.program.train.loss  # type: ignore[union-attr]
+    probs = out.softmax(-1) if out.shape[-1] > 1 else binary_probabilities(loss, out)
     k = int(probs.argmax())
     names = exp.data.classes
     return {"input": path, "prediction": names[k] if names and k < len(names) else k, "probability": float(probs[k])}

@@ -109,6 +109,12 @@ def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[T
     at_eval: list[Any] = []
     for t in dataset.transforms:
         train_x = splits[0].x  # type: ignore[union-attr]
+        if t.image_only and train_x.dim() != 4:  # a source whose samples were unknown until loaded
+            raise DataError(
+                f"`{t.kind}` works on images [C, H, W], but the samples of source "
+                f"`{dataset.source.kind}` have shape {list(train_x.shape[1:])}",
+                "remove the transform, or give it images",
+            )
         fn = t.eval_function(train_x)
         if t.augment or per_batch:
             per_batch.append(t.function(train_x))
@@ -135,7 +141,9 @@ class Experiment:
     steps_per_epoch: int
     classes: int
     metrics: dict[str, Any]
-    autocast: Any
+    autocast: Any  # None, or the dtype of CUDA mixed precision
+    scaler: Any = None  # a GradScaler for fp16 (bf16 needs none)
+    channels_last: bool = False  # convolutions on CUDA run faster with NHWC inputs
 
 
 def pick_device(wanted: str) -> torch.device:
@@ -155,7 +163,8 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     assert train is not None and net is not None
     torch.manual_seed(train.seed)  # the model's initial weights
     model = build_network(net).to(device)
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
@@ -164,6 +173,8 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     classes = net.output_shape[-1] if train.loss.target != "value" else 0
     if train.loss.target == "binary":
         classes = 2
+    autocast = _autocast(train, device)
+    scaler = torch.amp.GradScaler("cuda") if autocast == torch.float16 else None
     return Experiment(
         program,
         data,
@@ -176,7 +187,9 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
         steps_per_epoch,
         classes,
         {m.kind: m.arg() for m in train.metrics},
-        _autocast(train, device),
+        autocast,
+        scaler,
+        channels_last,
     )
 
 
@@ -192,10 +205,25 @@ def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tens
     return criterion  # type: ignore[no-any-return]
 
 
+def binary_threshold(loss: Any) -> float | None:
+    """Where one binary output divides the classes: bce's outputs are probabilities, bce_logits' logits."""
+    if loss.target != "binary":
+        return None
+    return 0.5 if loss.kind == "bce" else 0.0
+
+
+def binary_probabilities(loss: Any, out: torch.Tensor) -> torch.Tensor:
+    """[..., 2] class probabilities from one binary output [..., 1]."""
+    p = out if binary_threshold(loss) == 0.5 else out.sigmoid()
+    return torch.cat([1 - p, p], -1)
+
+
 def _scheduler(train: ir.Train, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Any:
     if train.schedule is None:
         return None
     name, kwargs = train.schedule.torch_scheduler(epochs, steps_per_epoch)
+    if train.steps and "total_steps" in kwargs:  # a run of `steps`: the cycle spans exactly those
+        kwargs["total_steps"] = train.steps
     return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
 
 
@@ -254,16 +282,26 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
 def _step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     train = exp.program.train
     assert train is not None
+    if exp.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
     if exp.autocast is not None:
         with torch.autocast("cuda", dtype=exp.autocast):
             loss = exp.loss_fn(exp.model(x), y)
     else:
         loss = exp.loss_fn(exp.model(x), y)
     exp.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if exp.scaler is not None:  # fp16: scale the loss so that small gradients do not underflow
+        exp.scaler.scale(loss).backward()
+        exp.scaler.unscale_(exp.optimizer)
+    else:
+        loss.backward()
     if train.clip_grad:
         nn.utils.clip_grad_norm_(exp.model.parameters(), train.clip_grad)
-    exp.optimizer.step()
+    if exp.scaler is not None:
+        exp.scaler.step(exp.optimizer)
+        exp.scaler.update()
+    else:
+        exp.optimizer.step()
     if exp.scheduler is not None and train.schedule is not None and train.schedule.every == "step":
         exp.scheduler.step()
     return loss.detach()
@@ -275,7 +313,8 @@ def evaluate(
 ) -> tuple[training.Meter, torch.Tensor | None]:
     """Loss and metric statistics over a split, in order, in evaluation mode."""
     exp.model.eval()
-    meter = training.Meter(exp.classes, tuple(v for k, v in exp.metrics.items() if k == "top_k"))
+    top_k = tuple(v for k, v in exp.metrics.items() if k == "top_k")
+    meter = training.Meter(exp.classes, top_k, binary_threshold(exp.program.train.loss))  # type: ignore[union-attr]
     batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
     outputs = []
     for start in range(0, len(split), batch):
@@ -317,6 +356,16 @@ def end_of_epoch(exp: Experiment, state: State, row: dict[str, float]) -> None:
     state.stopped_early = state.bad_epochs >= stop.patience
 
 
+def _check_finite(exp: Experiment, state: State, row: dict[str, float]) -> None:
+    """The loss of every step was finite, but the last step's update can still overflow."""
+    where = f"at the end of epoch {state.epoch}, step {state.step}"
+    for key, value in row.items():
+        if not math.isfinite(value):
+            raise TrainingError(f"{key} became {value} {where}")
+    if not all(bool(torch.isfinite(p).all()) for p in exp.model.parameters()):
+        raise TrainingError(f"the weights became infinite or nan {where}")
+
+
 def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: artifacts.Progress) -> State:
     """Train epoch by epoch, checkpointing after each so that any stop can be resumed."""
     train = exp.program.train
@@ -329,6 +378,7 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
             train_loss = train_epoch(exp, g, state, on_step)
         state.epoch += 1
         row = epoch_row(exp, state, train_loss, time.perf_counter() - start)
+        _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
         state.rows.append(row)
         end_of_epoch(exp, state, row)
         progress.summary(row)

@@ -72,7 +72,8 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
 class Meter:
     """Accumulates a loss and the statistics that metrics are computed from, batch by batch."""
 
-    def __init__(self, classes: int = 0, top_k: tuple[int, ...] = ()) -> None:
+    def __init__(self, classes: int = 0, top_k: tuple[int, ...] = (), threshold: float | None = None) -> None:
+        self.threshold = threshold  # one binary output: 0.5 for probabilities, 0 for logits; None: guess
         self.count = 0
         self.loss_sum = 0.0
         self.confusion = torch.zeros(classes, classes, dtype=torch.long) if classes else None
@@ -95,7 +96,9 @@ class Meter:
         assert self.confusion is not None
         classes = self.confusion.shape[0]
         if out.shape[-1] == 1 and classes == 2:  # one binary output: probability or logit
-            threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
+            threshold = self.threshold
+            if threshold is None:
+                threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
             out = torch.cat([threshold - out, out - threshold], -1)
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
         pred = out.argmax(-1)
@@ -120,8 +123,9 @@ def _per_class(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 def _average(
     values: torch.Tensor, tp: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, how: object
 ) -> float:
-    """Combine per-class values over the classes present, as scikit-learn does (zero_division=0)."""
-    present = actual > 0
+    """Combine per-class values over the classes present as labels or predictions, as scikit-learn
+    does (zero_division=0)."""
+    present = (actual > 0) | (predicted > 0)
     if not present.any():
         return 0.0
     if how == "weighted":

@@ -19,7 +19,7 @@ class Task:
     target: str | None = None  # "class", "token" (one class per position), "value", or None: unknown
     classes: int | None = None
     target_shape: Shape | None = None
-    image: bool = False
+    image: bool | None = False  # None: unknown until the file is read (an npz may hold images)
 
 
 class Source(Op):
@@ -86,6 +86,9 @@ class Npz(Source):
     x: str = Field("x", description="name of the input array")
     y: str = Field("y", description="name of the target array")
     positional: ClassVar = ("path",)
+
+    def task(self) -> Task:
+        return Task(image=None)  # uint8 [N, C, H, W] arrays are images; known once loaded
 
 
 @SOURCES.register
