@@ -140,8 +140,13 @@ def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> St
         raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
     info = json.loads((out / "state.json").read_text())
     tensors = load_tensors(out / "checkpoint.safetensors")
-    exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
+    try:
+        exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
+    except (RuntimeError, ValueError, KeyError) as e:  # the spec's network or optimizer changed
+        from netspec.run import ResumeError
+
+        raise ResumeError(f"the checkpoint in {out} does not fit this spec ({str(e).splitlines()[0]})") from e
     if exp.scheduler is not None and info["scheduler"] is not None:
         exp.scheduler.load_state_dict(_scheduler_state(info["scheduler"], exp.scheduler.state_dict()))
     g.set_state(tensors["rng.shuffle"])

@@ -30,6 +30,8 @@ EXAMPLES = {
     "predict": "netspec predict specs/mnist.net --weights runs/quick/model.safetensors digit.png more.npy",
     "docs": "netspec docs                            # print the generated reference\n"
     "  netspec docs --write docs/language.md   # refresh its generated part",
+    "lsp": "netspec lsp                             # editors start it and speak LSP on stdin/stdout\n"
+    "  NETSPEC_LSP_DEBUG=1 netspec lsp 2> lsp.log   # with a debug log (see docs/editors.md)",
 }
 
 
@@ -85,7 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     docs = _command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
     docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
     docs.add_argument("--check", metavar="FILE", help="exit 1 if the generated part of FILE is stale")
+    _lsp_cmd(sub)
     return parser
+
+
+def _lsp_cmd(sub: Any) -> None:
+    p = _command(sub, "lsp", "run the language server for editors (LSP over stdin/stdout)", cmd_lsp)
+    p.add_argument(
+        "--max-memory",
+        default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"),
+        metavar="SIZE",
+        help="memory estimate above which a spec is an error, as for check (default 4GiB; env NETSPEC_MAX_MEMORY)",
+    )
+    p.add_argument("--stdio", action="store_true", help="accepted for editor clients; stdio is the only transport")
 
 
 def _command(sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:
@@ -259,6 +273,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from netspec.check import Options
+
+    options = Options(max_memory=parse_size(args.max_memory))
+    try:
+        from netspec.lsp import serve
+    except ImportError as e:
+        raise UsageError(f"the language server needs pygls 2 ({e}); install it with: pip install 'pygls>=2'") from e
+    serve(options)
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from netspec import docs
 
@@ -327,13 +353,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     from netspec.datasets import DataError
-    from netspec.run import TrainingError, run
+    from netspec.run import ResumeError, TrainingError, run
 
     out = Path(args.resume or args.out or _default_run_dir(args.file))
     try:
         summary = run(result.program, _run_options(args, out))
     except DataError as e:
         return _data_error(args, result, e)
+    except ResumeError as e:
+        print(f"netspec: cannot resume: {e}; start a new run with --out", file=sys.stderr)
+        return 1
     except TrainingError as e:
         saved = (
             f"the last good checkpoint is in {out}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netspec import syntax as st
 from netspec.check import Options, Trace, check
@@ -40,11 +41,16 @@ class Result:
 
 @paused_gc()
 def compile_text(
-    text: str, file: str = "<input>", overrides: list[str] | tuple[str, ...] = (), options: Options = Options()
+    text: str,
+    file: str = "<input>",
+    overrides: list[str] | tuple[str, ...] = (),
+    options: Options = Options(),
+    parser: Callable[[str], tuple[st.Module | None, list[Diagnostic]]] = parse,
 ) -> Result:
-    """Parse, apply overrides and check a spec's text. Never raises on bad input."""
+    """Parse, apply overrides and check a spec's text. Never raises on bad input.
+    `parser` is `netspec.parse.parse` or an equivalent (the language server's memoized one)."""
     result = Result(file, text)
-    module, diags = parse(text)
+    module, diags = parser(text)
     result.module = module
     recovered = any(d.code in SYNTAX_CODES for d in diags)
     if module is not None:

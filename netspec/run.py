@@ -26,6 +26,10 @@ from netspec.registry.training import monitor_mode
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
+class ResumeError(Exception):
+    """A run directory cannot be resumed with this spec."""
+
+
 class TrainingError(Exception):
     """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
 

@@ -4,6 +4,10 @@ Everything here imports only torch and the standard library, because the emitter
 these functions verbatim into standalone scripts: one implementation, two backends, the
 same numbers. Augmentations work on whole batches on the device; random numbers come
 from an explicit CPU generator so that a seed fixes them everywhere.
+
+The copies are checked with ruff's default settings (88 columns), so the code here is
+written to read the same at 88 columns as at the project's 120: short lines, and
+trailing commas where a signature needs several.
 """
 
 from __future__ import annotations
@@ -14,13 +18,24 @@ import torch
 import torch.nn.functional as F
 
 
-def random_flip(x: torch.Tensor, g: torch.Generator, p: float, dim: int) -> torch.Tensor:
+def random_flip(
+    x: torch.Tensor,
+    g: torch.Generator,
+    p: float,
+    dim: int,
+) -> torch.Tensor:
     """Flip each image along `dim` (-1: horizontal, -2: vertical) with probability p."""
     flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(dim), x)
 
 
-def _gather_windows(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _gather_windows(
+    x: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    h: int,
+    w: int,
+) -> torch.Tensor:
     """Per-sample h x w windows of x starting at (top[i], left[i])."""
     rows = (top[:, None] + torch.arange(h))[:, None, :, None].to(x.device)
     cols = (left[:, None] + torch.arange(w))[:, None, None, :].to(x.device)
@@ -37,7 +52,12 @@ def random_shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tens
     return _gather_windows(F.pad(x, (pixels,) * 4), top, left, h, w)
 
 
-def random_crop(x: torch.Tensor, g: torch.Generator, size: tuple[int, int], padding: int) -> torch.Tensor:
+def random_crop(
+    x: torch.Tensor,
+    g: torch.Generator,
+    size: tuple[int, int],
+    padding: int,
+) -> torch.Tensor:
     """Zero-pad, then crop a random size[0] x size[1] window from each image."""
     x = F.pad(x, (padding,) * 4) if padding else x
     n, _, h, w = x.shape
@@ -53,14 +73,17 @@ def center_crop(x: torch.Tensor, size: tuple[int, int], padding: int) -> torch.T
     return x[:, :, top : top + size[0], left : left + size[1]]
 
 
-def random_rotation(x: torch.Tensor, g: torch.Generator, degrees: float) -> torch.Tensor:
+def random_rotation(
+    x: torch.Tensor,
+    g: torch.Generator,
+    degrees: float,
+) -> torch.Tensor:
     """Rotate each image by a random angle in [-degrees, degrees] (bilinear, zero fill)."""
     angle = (torch.rand(x.shape[0], generator=g) * 2 - 1) * math.radians(degrees)
-    cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack(
-        [torch.stack([cos, -sin, torch.zeros_like(cos)], 1), torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1
-    )
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    rows = [torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)]
+    theta = torch.stack(rows, 1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False)
 
 
@@ -72,11 +95,19 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
 class Meter:
     """Accumulates a loss and the statistics that metrics are computed from, batch by batch."""
 
-    def __init__(self, classes: int = 0, top_k: tuple[int, ...] = (), threshold: float | None = None) -> None:
-        self.threshold = threshold  # one binary output: 0.5 for probabilities, 0 for logits; None: guess
+    def __init__(
+        self,
+        classes: int = 0,
+        top_k: tuple[int, ...] = (),
+        threshold: float | None = None,
+    ) -> None:
+        # one binary output: 0.5 for probabilities, 0 for logits; None: guess
+        self.threshold = threshold
         self.count = 0
         self.loss_sum = 0.0
-        self.confusion = torch.zeros(classes, classes, dtype=torch.long) if classes else None
+        self.confusion: torch.Tensor | None = None
+        if classes:
+            self.confusion = torch.zeros(classes, classes, dtype=torch.long)
         self.top_k = {k: 0 for k in top_k}
         self.abs_err = 0.0
         self.sq_err = 0.0
@@ -95,16 +126,19 @@ class Meter:
     def _classes(self, out: torch.Tensor, y: torch.Tensor) -> None:
         assert self.confusion is not None
         classes = self.confusion.shape[0]
-        if out.shape[-1] == 1 and classes == 2:  # one binary output: probability or logit
+        # one binary output: a probability or a logit
+        if out.shape[-1] == 1 and classes == 2:
             threshold = self.threshold
             if threshold is None:
                 threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
             out = torch.cat([threshold - out, out - threshold], -1)
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
         pred = out.argmax(-1)
-        self.confusion += torch.bincount((y * classes + pred).cpu(), minlength=classes * classes).view(classes, classes)
+        counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
+        self.confusion += counts.view(classes, classes)
         for k in self.top_k:
-            self.top_k[k] += int((out.topk(k, -1).indices == y[:, None]).any(-1).sum().item())
+            hits = (out.topk(k, -1).indices == y[:, None]).any(-1)
+            self.top_k[k] += int(hits.sum().item())
 
     @property
     def loss(self) -> float:
@@ -115,13 +149,18 @@ class Meter:
         return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
 
 
-def _per_class(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _per_class(confusion: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """True positives, predicted and actual counts per class."""
     tp = confusion.diag().double()
-    return tp, confusion.sum(0).double(), confusion.sum(1).double()  # true positives, predicted, actual
+    return tp, confusion.sum(0).double(), confusion.sum(1).double()
 
 
 def _average(
-    values: torch.Tensor, tp: torch.Tensor, predicted: torch.Tensor, actual: torch.Tensor, how: object
+    values: torch.Tensor,
+    tp: torch.Tensor,
+    predicted: torch.Tensor,
+    actual: torch.Tensor,
+    how: object,
 ) -> float:
     """Combine per-class values over the classes present as labels or predictions, as scikit-learn
     does (zero_division=0)."""
@@ -147,7 +186,8 @@ def _recall(m: Meter, how: object) -> float:
 
 def _f1(m: Meter, how: object) -> float:
     tp, predicted, actual = _per_class(m.confusion)  # type: ignore[arg-type]
-    return _average(2 * tp / (predicted + actual).clamp(min=1), tp, predicted, actual, how)
+    f1 = 2 * tp / (predicted + actual).clamp(min=1)
+    return _average(f1, tp, predicted, actual, how)
 
 
 def _accuracy(m: Meter, _: object) -> float:
@@ -160,12 +200,20 @@ def _top_k(m: Meter, k: object) -> float:
     return m.top_k[k] / max(1, m.confusion.sum().item())  # type: ignore[index]
 
 
+def _mse(m: Meter, _: object) -> float:
+    return m.sq_err / max(1, m.count)
+
+
+def _mae(m: Meter, _: object) -> float:
+    return m.abs_err / max(1, m.count)
+
+
 METRICS = {
     "accuracy": _accuracy,
     "top_k": _top_k,
     "precision": _precision,
     "recall": _recall,
     "f1": _f1,
-    "mse": lambda m, _: m.sq_err / max(1, m.count),
-    "mae": lambda m, _: m.abs_err / max(1, m.count),
+    "mse": _mse,
+    "mae": _mae,
 }

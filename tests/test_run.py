@@ -741,6 +741,16 @@ def test_resume_without_a_checkpoint_is_an_io_error(tmp_path: Path, capsys: pyte
     assert "no checkpoint to resume" in err and str(tmp_path / "nowhere") in err and "Traceback" not in err
 
 
+def test_resume_with_a_changed_network_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path, pairs_spec(extra="epochs 1"))
+    out = tmp_path / "run"
+    assert cli_run(spec, "--out", str(out)) == 0
+    changed = write_spec(tmp_path, pairs_spec(extra="epochs 2").replace("dense(16)", "dense(8)"), "changed.net")
+    assert cli_run(changed, "--resume", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "does not fit this spec" in err and "Traceback" not in err
+
+
 def test_resume_of_a_finished_run_with_a_longer_one_cycle_does_not_crash(data: Path, tmp_path: Path) -> None:
     """A run-length schedule resumed with more epochs continues; it does not step past its end."""
     text = image_spec(data, extra="schedule onecycle(max_lr=0.1)")
