@@ -28,6 +28,8 @@ EXAMPLES = {
     "  netspec run specs/mnist.net --resume runs/quick --set train.epochs=3   # continue a run",
     "eval": "netspec eval specs/mnist.net --weights runs/quick/model.safetensors",
     "predict": "netspec predict specs/mnist.net --weights runs/quick/model.safetensors digit.png more.npy",
+    "emit": "netspec emit specs/mnist.net --target pytorch -o mnist.py && python mnist.py --epochs 1\n"
+    "  netspec emit specs/resnet_cifar.net -o resnet.py --set train.epochs=30",
     "docs": "netspec docs                            # print the generated reference\n"
     "  netspec docs --write docs/language.md   # refresh its generated part",
     "lsp": "netspec lsp                             # editors start it and speak LSP on stdin/stdout\n"
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_cmd(sub)
     _fmt_cmd(sub)
     _run_cmds(sub)
+    _emit_cmd(sub)
     _command(sub, "schema", "print the JSON Schema of the IR", cmd_schema)
     docs = _command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
     docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
@@ -169,6 +172,24 @@ def _run_cmds(sub: Any) -> None:
         if name == "predict":
             q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays")
         _data_options(q)
+
+
+def _emit_cmd(sub: Any) -> None:
+    p = _command(sub, "emit", "write a standalone training script for a spec (PyTorch)", cmd_emit)
+    p.add_argument("file", metavar="FILE", help="a spec file (.net)")
+    p.add_argument("--target", choices=("pytorch",), default="pytorch", help="what to write (default: pytorch)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the script to FILE (default: standard output)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value before emitting: train.epochs=2, dataset.batch=128, or a constant",
+    )
+    p.add_argument(
+        "--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE", help=argparse.SUPPRESS
+    )
 
 
 def _data_options(p: Any) -> None:
@@ -264,6 +285,25 @@ def _write_atomic(path: str, text: str) -> None:
     tmp = Path(path).with_name(Path(path).name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    result = _load_for_run(args)
+    if result is None:
+        return 1
+    from netspec.emit import EmitError, emit
+
+    output = Path(args.output) if args.output else None
+    try:
+        script = emit(result.program, args.target, Path(args.file).stem, output.name if output else None)
+    except EmitError as e:
+        print(f"{args.file}: error: {e}", file=sys.stderr)
+        return 1
+    if output is None:
+        sys.stdout.write(script)
+    else:
+        _write_atomic(str(output), script)
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -1,0 +1,508 @@
+"""Train FashionNet from fashion.net in plain PyTorch.
+
+Written by `netspec emit`; it needs only torch and numpy. With the same seed it trains,
+on the CPU, to exactly the numbers `netspec run` gets, and it writes the same files into
+its run directory: metrics.csv, summary.json and model.safetensors.
+
+    python fashion.py --data-dir DIR         # the data root (default: $NETSPEC_DATA)
+    python fashion.py --epochs 1 --out runs/try
+    python fashion.py --resume runs/try --epochs 5   # continue a run
+"""
+
+import argparse
+import csv
+import gzip
+import hashlib
+import json
+import math
+import os
+import platform
+import struct
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+try:
+    from safetensors.torch import save_file
+except ImportError:  # without safetensors, the weights go to model.pt instead
+    save_file = None
+
+SPEC = "fashion"
+SEED = 1
+EPOCHS = 8
+BATCH_SIZE = 128
+EVAL_BATCH_SIZE = 256
+
+
+# --- Model -------------------------------------------------------------------
+
+
+class FashionNet(nn.Sequential):
+    """[1, 28, 28] -> [10], 225,098 parameters."""
+
+    def __init__(self):
+        super().__init__(
+            nn.Conv2d(1, 32, kernel_size=3),  # -> [32, 26, 26]
+            nn.BatchNorm2d(32),  # -> [32, 26, 26]
+            nn.ReLU(),  # -> [32, 26, 26]
+            nn.MaxPool2d(2),  # -> [32, 13, 13]
+            nn.Conv2d(32, 64, kernel_size=3),  # -> [64, 11, 11]
+            nn.ReLU(),  # -> [64, 11, 11]
+            nn.MaxPool2d(2),  # -> [64, 5, 5]
+            nn.Flatten(),  # -> [1600]
+            nn.Dropout(0.25),  # -> [1600]
+            nn.Linear(1600, 128),  # -> [128]
+            nn.ReLU(),  # -> [128]
+            nn.Linear(128, 10),  # -> [10]
+        )
+
+
+# --- Data --------------------------------------------------------------------
+
+
+# Fashion-MNIST: the original files, checked against their published sha256
+DATA_FOLDER = "fashion-mnist"  # under the data root
+MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+
+def download(url, path, algorithm, digest):
+    """Fetch url to path, keeping the file only if its checksum matches."""
+    print(f"downloading {url} -> {path}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        data = response.read()
+    if hashlib.new(algorithm, data).hexdigest() != digest:
+        raise OSError(f"the download of {url} does not have the published {algorithm}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def read_idx(root, name, files):
+    """One of the IDX files, checked against its sha256, as an array of unsigned bytes."""
+    path = root / DATA_FOLDER / name
+    if not path.is_file():
+        for mirror in MIRRORS:
+            try:
+                download(mirror + name, path, "sha256", SHA256[name])
+                break
+            except OSError as e:
+                print(f"  {e}", file=sys.stderr)
+        else:
+            raise SystemExit(f"error: {path} is missing (see --data-dir)")
+    data = path.read_bytes()
+    digest = files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
+    if digest != SHA256[name]:
+        raise SystemExit(f"error: {path} is not the original file; delete it and rerun")
+    data = gzip.decompress(data)
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    if data[2] != 0x08 or len(data) != 4 + 4 * ndim + math.prod(shape):
+        raise SystemExit(f"error: {path} is truncated or corrupt")
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+def load_data(root):
+    """Fashion-MNIST: uint8 images [N, 1, 28, 28] and int64 labels, for training and
+    testing, and the sha256 of each file read."""
+    files = {}
+    x_train = read_idx(root, "train-images-idx3-ubyte.gz", files)[:, None]
+    y_train = read_idx(root, "train-labels-idx1-ubyte.gz", files).astype(np.int64)
+    x_test = read_idx(root, "t10k-images-idx3-ubyte.gz", files)[:, None]
+    y_test = read_idx(root, "t10k-labels-idx1-ubyte.gz", files).astype(np.int64)
+    return x_train, y_train, x_test, y_test, files
+
+
+def random_flip(
+    x: torch.Tensor,
+    g: torch.Generator,
+    p: float,
+    dim: int,
+) -> torch.Tensor:
+    """Flip each image along `dim` (-1: horizontal, -2: vertical) with probability p."""
+    flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(dim), x)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std; mean and std broadcast over the batch."""
+    return (x - mean) / std
+
+
+def to_tensor(a):
+    """An array as a tensor; images (uint8) scaled to [0, 1]."""
+    t = torch.from_numpy(a)
+    return t.float() / 255 if t.dtype == torch.uint8 else t
+
+
+def hold_out(x, y, fraction, g):
+    """A seeded random `fraction` of (x, y), in order, and the rest."""
+    n = round(len(x) * fraction)
+    if n == 0:
+        return (x, y), None
+    perm = torch.randperm(len(x), generator=g)
+    keep, held = perm[n:].sort().values, perm[:n].sort().values
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+def prepare_data(root, seed, device):
+    """The training, validation and test splits as (x, y) tensors on `device`, held out
+    and preprocessed as the spec says, and the augmentation of training batches."""
+    x, y, x_test, y_test, files = load_data(root)
+    x, y = to_tensor(x), to_tensor(y)
+    test = to_tensor(x_test), to_tensor(y_test)
+    g = torch.Generator().manual_seed(seed)
+    (x, y), val = hold_out(x, y, 0.1, g)
+    splits = {"train": (x, y), "val": val, "test": test}
+    splits = {name: split for name, split in splits.items() if split is not None}
+    mean = torch.tensor(0.286)
+    std = torch.tensor(0.353)
+    # evaluation sees the augmentation's counterpart and the preprocessing after it
+    for name, (x, y) in splits.items():
+        if name != "train":
+            x = normalize(x, mean, std)
+            splits[name] = x, y
+    splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def augment(x, g):
+        """A training batch's random augmentation, and the preprocessing after it."""
+        x = random_flip(x, g, p=0.5, dim=-1)
+        x = normalize(x, mean.to(x.device), std.to(x.device))
+        return x
+
+    return splits, augment, files
+
+
+# --- Training ----------------------------------------------------------------
+
+
+class Meter:
+    """Accumulates a loss and the statistics that metrics are computed from, batch by batch."""
+
+    def __init__(
+        self,
+        classes: int = 0,
+        top_k: tuple[int, ...] = (),
+        threshold: float | None = None,
+    ) -> None:
+        # one binary output: 0.5 for probabilities, 0 for logits; None: guess
+        self.threshold = threshold
+        self.count = 0
+        self.loss_sum = 0.0
+        self.confusion: torch.Tensor | None = None
+        if classes:
+            self.confusion = torch.zeros(classes, classes, dtype=torch.long)
+        self.top_k = {k: 0 for k in top_k}
+        self.abs_err = 0.0
+        self.sq_err = 0.0
+
+    def update(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self.count += n
+        self.loss_sum += loss.item() * n
+        if self.confusion is not None:
+            self._classes(out.detach(), y)
+        else:
+            err = out.detach().float() - y.float()
+            self.abs_err += err.abs().sum().item() / max(1, err[0].numel())
+            self.sq_err += err.pow(2).sum().item() / max(1, err[0].numel())
+
+    def _classes(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        assert self.confusion is not None
+        classes = self.confusion.shape[0]
+        # one binary output: a probability or a logit
+        if out.shape[-1] == 1 and classes == 2:
+            threshold = self.threshold
+            if threshold is None:
+                threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
+            out = torch.cat([threshold - out, out - threshold], -1)
+        out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
+        pred = out.argmax(-1)
+        counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
+        self.confusion += counts.view(classes, classes)
+        for k in self.top_k:
+            hits = (out.topk(k, -1).indices == y[:, None]).any(-1)
+            self.top_k[k] += int(hits.sum().item())
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.count)
+
+    def metrics(self, wanted: dict[str, object]) -> dict[str, float]:
+        """Metric name -> value; `wanted` maps each name to its argument (k, or the averaging)."""
+        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+
+
+def _per_class(confusion: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """True positives, predicted and actual counts per class."""
+    tp = confusion.diag().double()
+    return tp, confusion.sum(0).double(), confusion.sum(1).double()
+
+
+def _average(
+    values: torch.Tensor,
+    tp: torch.Tensor,
+    predicted: torch.Tensor,
+    actual: torch.Tensor,
+    how: object,
+) -> float:
+    """Combine per-class values over the classes present as labels or predictions, as scikit-learn
+    does (zero_division=0)."""
+    present = (actual > 0) | (predicted > 0)
+    if not present.any():
+        return 0.0
+    if how == "weighted":
+        return (values * actual).sum().item() / actual.sum().item()
+    if how == "micro":  # single-label: micro precision = recall = f1 = accuracy
+        return tp.sum().item() / actual.sum().item()
+    return values[present].mean().item()
+
+
+def _f1(m: Meter, how: object) -> float:
+    tp, predicted, actual = _per_class(m.confusion)
+    f1 = 2 * tp / (predicted + actual).clamp(min=1)
+    return _average(f1, tp, predicted, actual, how)
+
+
+def _accuracy(m: Meter, _: object) -> float:
+    assert m.confusion is not None
+    return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
+
+
+METRICS = {
+    "accuracy": _accuracy,
+    "f1": _f1,
+}
+# what each metric needs besides the counts: k, or how to average over classes
+METRIC_ARGS = {
+    "accuracy": None,
+    "f1": "macro",
+}
+loss_fn = nn.CrossEntropyLoss()
+
+
+def pick_device(wanted):
+    """auto: CUDA, then Apple's MPS, then the CPU."""
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class State:
+    """Where training stands; saved with every checkpoint, restored by --resume."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
+    best: float | None = None  # the best val_accuracy so far
+    bad_epochs: int = 0  # epochs since it improved
+    stopped_early: bool = False
+
+
+def train_epoch(model, optimizer, scheduler, train, g, state, augment):
+    """One pass over the training data in a seeded random order; the mean loss."""
+    model.train()
+    x, y = train
+    order = torch.randperm(len(x), generator=g).to(x.device)
+    total, seen = 0.0, 0
+    for start in range(0, len(x), BATCH_SIZE):
+        idx = order[start : start + BATCH_SIZE]
+        inputs, targets = augment(x[idx], g), y[idx]
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise SystemExit(f"error: the loss became {value} at step {state.step}")
+        total, seen = total + value * len(idx), seen + len(idx)
+    return total / max(1, seen)
+
+
+@torch.no_grad()
+def evaluate(model, split):
+    """The loss and metrics over a split, in order, in evaluation mode."""
+    model.eval()
+    x, y = split
+    meter = Meter(10)
+    for start in range(0, len(x), EVAL_BATCH_SIZE):
+        inputs = x[start : start + EVAL_BATCH_SIZE]
+        targets = y[start : start + EVAL_BATCH_SIZE]
+        output = model(inputs).float()
+        meter.update(loss_fn(output, targets), output, targets)
+    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+
+
+def write_metrics(path, rows):
+    """metrics.csv: a row per epoch, with every float written exactly (repr)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
+            writer.writerow(cells)
+
+
+def save_weights(model, out):
+    """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if save_file is not None:
+        save_file(tensors, out / "model.safetensors")
+    else:  # torch.load(path, weights_only=True) reads it
+        torch.save(tensors, out / "model.pt")
+
+
+def save_checkpoint(out, model, optimizer, scheduler, g, state):
+    """After every epoch: all --resume needs, metrics.csv and the weights so far."""
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "shuffle_rng": g.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "state": asdict(state),
+    }
+    torch.save(checkpoint, out / "checkpoint.pt.part")
+    os.replace(out / "checkpoint.pt.part", out / "checkpoint.pt")
+    write_metrics(out / "metrics.csv", state.rows)
+    save_weights(model, out)
+
+
+def load_checkpoint(out, model, optimizer, scheduler, g):
+    """Restore the last checkpoint in `out`; the State it was saved in."""
+    if not (out / "checkpoint.pt").is_file():
+        raise SystemExit(f"error: no checkpoint to resume in {out}")
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    # what follows from the run's length comes from this run: --epochs may have grown
+    fresh = scheduler.state_dict()
+    keys = ("total_steps", "_schedule_phases", "T_max")
+    length = {k: fresh[k] for k in keys if k in fresh}
+    scheduler.load_state_dict({**checkpoint["scheduler"], **length})
+    g.set_state(checkpoint["shuffle_rng"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return State(**checkpoint["state"])
+
+
+# --- Command line ------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="seed for every random generator"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="auto: cuda, then mps, then cpu",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
+        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
+    )
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
+    parser.add_argument(
+        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
+    )
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    device = pick_device(args.device)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
+    root = Path(args.data_dir).expanduser().resolve()
+    splits, augment, files = prepare_data(root, args.seed, device)
+    train = splits["train"]
+
+    torch.manual_seed(args.seed)  # the model's initial weights
+    model = FashionNet().to(device)
+    epochs = args.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.002, weight_decay=0.0001)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    g = torch.Generator().manual_seed(args.seed)  # sample order and augmentation
+    state = State()
+    if args.resume:
+        state = load_checkpoint(out, model, optimizer, scheduler, g)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    while state.epoch < epochs and not state.stopped_early:
+        start = time.perf_counter()
+        train_loss = train_epoch(model, optimizer, scheduler, train, g, state, augment)
+        seconds = time.perf_counter() - start
+        state.epoch += 1
+        row = {"epoch": state.epoch, "train_loss": train_loss}
+        if "val" in splits:
+            val = evaluate(model, splits["val"])
+            row.update({f"val_{name}": value for name, value in val.items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = seconds
+        if not all(math.isfinite(v) for v in row.values()):
+            raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
+        state.rows.append(row)
+        scheduler.step()
+        value = row.get("val_accuracy", row["train_loss"])
+        if state.best is None or value > state.best + 0.0:
+            state.best, state.bad_epochs = value, 0
+        else:
+            state.bad_epochs += 1
+        state.stopped_early = state.bad_epochs >= 3
+        print("  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        save_checkpoint(out, model, optimizer, scheduler, g, state)
+
+    test = evaluate(model, splits["test"])
+    print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    summary = {
+        "spec": SPEC,
+        "test": test,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "seed": args.seed,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "stopped_early": state.stopped_early,
+        "device": str(device),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "netspec": "0.1.0",
+        },
+        "data_sha256": files,
+    }
+    save_weights(model, out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

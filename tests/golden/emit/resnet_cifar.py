@@ -1,0 +1,603 @@
+"""Train ResNet from resnet_cifar.net in plain PyTorch.
+
+Written by `netspec emit`; it needs only torch and numpy. With the same seed it trains,
+on the CPU, to exactly the numbers `netspec run` gets, and it writes the same files into
+its run directory: metrics.csv, summary.json and model.safetensors.
+
+    python resnet_cifar.py --data-dir DIR         # the data root (default: $NETSPEC_DATA)
+    python resnet_cifar.py --epochs 1 --out runs/try
+    python resnet_cifar.py --resume runs/try --epochs 5   # continue a run
+"""
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import tarfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+try:
+    from safetensors.torch import save_file
+except ImportError:  # without safetensors, the weights go to model.pt instead
+    save_file = None
+
+SPEC = "resnet_cifar"
+SEED = 0
+EPOCHS = 15
+BATCH_SIZE = 128
+EVAL_BATCH_SIZE = 256
+
+
+# --- Model -------------------------------------------------------------------
+
+
+class Residual(nn.Module):
+    """A skip connection, y = x + body(x); the body keeps the shape (the checker ensures it)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ConvBN(nn.Sequential):
+    """The spec's block ConvBN(channels, stride)."""
+
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                channels,
+                kernel_size=3,
+                stride=stride,
+                padding=1,
+                bias=False,
+            ),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
+
+
+class ResNet(nn.Sequential):
+    """[3, 32, 32] -> [10], 815,946 parameters."""
+
+    def __init__(self):
+        super().__init__(
+            ConvBN(3, 64),  # -> [64, 32, 32]
+            nn.Sequential(  # repeat 2
+                nn.Sequential(
+                    Residual(
+                        nn.Sequential(
+                            ConvBN(64, 64),  # -> [64, 32, 32]
+                            nn.Conv2d(
+                                64, 64, kernel_size=3, padding=1, bias=False
+                            ),  # -> [64, 32, 32]
+                            nn.BatchNorm2d(64),  # -> [64, 32, 32]
+                        ),
+                    ),  # -> [64, 32, 32]
+                    nn.ReLU(),  # -> [64, 32, 32]
+                ),
+                nn.Sequential(
+                    Residual(
+                        nn.Sequential(
+                            ConvBN(64, 64),  # -> [64, 32, 32]
+                            nn.Conv2d(
+                                64, 64, kernel_size=3, padding=1, bias=False
+                            ),  # -> [64, 32, 32]
+                            nn.BatchNorm2d(64),  # -> [64, 32, 32]
+                        ),
+                    ),  # -> [64, 32, 32]
+                    nn.ReLU(),  # -> [64, 32, 32]
+                ),
+            ),  # -> [64, 32, 32]
+            ConvBN(64, 128, stride=2),  # -> [128, 16, 16]
+            nn.Sequential(  # repeat 2
+                nn.Sequential(
+                    Residual(
+                        nn.Sequential(
+                            ConvBN(128, 128),  # -> [128, 16, 16]
+                            nn.Conv2d(
+                                128, 128, kernel_size=3, padding=1, bias=False
+                            ),  # -> [128, 16, 16]
+                            nn.BatchNorm2d(128),  # -> [128, 16, 16]
+                        ),
+                    ),  # -> [128, 16, 16]
+                    nn.ReLU(),  # -> [128, 16, 16]
+                ),
+                nn.Sequential(
+                    Residual(
+                        nn.Sequential(
+                            ConvBN(128, 128),  # -> [128, 16, 16]
+                            nn.Conv2d(
+                                128, 128, kernel_size=3, padding=1, bias=False
+                            ),  # -> [128, 16, 16]
+                            nn.BatchNorm2d(128),  # -> [128, 16, 16]
+                        ),
+                    ),  # -> [128, 16, 16]
+                    nn.ReLU(),  # -> [128, 16, 16]
+                ),
+            ),  # -> [128, 16, 16]
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),  # -> [128]
+            nn.Linear(128, 10),  # -> [10]
+        )
+
+
+# --- Data --------------------------------------------------------------------
+
+
+# CIFAR-10, the binary version: downloaded (its md5 checked) and extracted if missing
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+DATA_FOLDER = "cifar-10-batches-bin"  # under the data root
+TRAIN_FILES = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+]
+TEST_FILE = "test_batch.bin"
+RECORD = 1 + 3 * 32 * 32  # a label byte, then the red, green and blue planes
+
+
+def download(url, path, algorithm, digest):
+    """Fetch url to path, keeping the file only if its checksum matches."""
+    print(f"downloading {url} -> {path}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        data = response.read()
+    if hashlib.new(algorithm, data).hexdigest() != digest:
+        raise OSError(f"the download of {url} does not have the published {algorithm}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def read_cifar(path, files):
+    """A CIFAR-10 batch file: uint8 images [N, 3, 32, 32] and int64 labels."""
+    data = path.read_bytes()
+    files[f"{DATA_FOLDER}/{path.name}"] = hashlib.sha256(data).hexdigest()
+    if not data or len(data) % RECORD:
+        raise SystemExit(f"error: {path} is truncated or corrupt; delete it and rerun")
+    records = np.frombuffer(data, np.uint8).reshape(-1, RECORD)
+    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), records[:, 0].astype(np.int64)
+
+
+def fetch_cifar(root):
+    """Download the binary version of CIFAR-10 and extract its batch files."""
+    archive = root / "cifar-10-binary.tar.gz"
+    try:
+        if not archive.is_file():
+            download(CIFAR_URL, archive, "md5", CIFAR_MD5)
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if member.isfile() and parts[0] == DATA_FOLDER and ".." not in parts:
+                    path = root.joinpath(*parts)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(tar.extractfile(member).read())
+    except (OSError, tarfile.TarError) as e:
+        raise SystemExit(f"error: CIFAR-10 is missing from {root} ({e})") from None
+
+
+def load_data(root):
+    """CIFAR-10: uint8 images [N, 3, 32, 32] and int64 labels, for training and testing,
+    and the sha256 of each file read."""
+    names = [*TRAIN_FILES, TEST_FILE]
+    if not all((root / DATA_FOLDER / name).is_file() for name in names):
+        fetch_cifar(root)
+    files = {}
+    train = [read_cifar(root / DATA_FOLDER / name, files) for name in TRAIN_FILES]
+    x_test, y_test = read_cifar(root / DATA_FOLDER / TEST_FILE, files)
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return x_train, y_train, x_test, y_test, files
+
+
+def random_flip(
+    x: torch.Tensor,
+    g: torch.Generator,
+    p: float,
+    dim: int,
+) -> torch.Tensor:
+    """Flip each image along `dim` (-1: horizontal, -2: vertical) with probability p."""
+    flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(dim), x)
+
+
+def _gather_windows(
+    x: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    h: int,
+    w: int,
+) -> torch.Tensor:
+    """Per-sample h x w windows of x starting at (top[i], left[i])."""
+    rows = (top[:, None] + torch.arange(h))[:, None, :, None].to(x.device)
+    cols = (left[:, None] + torch.arange(w))[:, None, None, :].to(x.device)
+    n = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
+    c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return x[n, c, rows, cols]
+
+
+def random_crop(
+    x: torch.Tensor,
+    g: torch.Generator,
+    size: tuple[int, int],
+    padding: int,
+) -> torch.Tensor:
+    """Zero-pad, then crop a random size[0] x size[1] window from each image."""
+    x = F.pad(x, (padding,) * 4) if padding else x
+    n, _, h, w = x.shape
+    top = torch.randint(0, h - size[0] + 1, (n,), generator=g)
+    left = torch.randint(0, w - size[1] + 1, (n,), generator=g)
+    return _gather_windows(x, top, left, size[0], size[1])
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int], padding: int) -> torch.Tensor:
+    """The evaluation-time counterpart of random_crop."""
+    x = F.pad(x, (padding,) * 4) if padding else x
+    top, left = (x.shape[2] - size[0]) // 2, (x.shape[3] - size[1]) // 2
+    return x[:, :, top : top + size[0], left : left + size[1]]
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std; mean and std broadcast over the batch."""
+    return (x - mean) / std
+
+
+def to_tensor(a):
+    """An array as a tensor; images (uint8) scaled to [0, 1]."""
+    t = torch.from_numpy(a)
+    return t.float() / 255 if t.dtype == torch.uint8 else t
+
+
+def hold_out(x, y, fraction, g):
+    """A seeded random `fraction` of (x, y), in order, and the rest."""
+    n = round(len(x) * fraction)
+    if n == 0:
+        return (x, y), None
+    perm = torch.randperm(len(x), generator=g)
+    keep, held = perm[n:].sort().values, perm[:n].sort().values
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+def prepare_data(root, seed, device):
+    """The training, validation and test splits as (x, y) tensors on `device`, held out
+    and preprocessed as the spec says, and the augmentation of training batches."""
+    x, y, x_test, y_test, files = load_data(root)
+    x, y = to_tensor(x), to_tensor(y)
+    test = to_tensor(x_test), to_tensor(y_test)
+    g = torch.Generator().manual_seed(seed)
+    (x, y), val = hold_out(x, y, 0.1, g)
+    splits = {"train": (x, y), "val": val, "test": test}
+    splits = {name: split for name, split in splits.items() if split is not None}
+    mean = torch.tensor([0.4914, 0.4822, 0.4465])
+    std = torch.tensor([0.247, 0.2435, 0.2616])
+    mean, std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+    # evaluation sees the augmentation's counterpart and the preprocessing after it
+    for name, (x, y) in splits.items():
+        if name != "train":
+            x = center_crop(x, size=(32, 32), padding=4)
+            x = normalize(x, mean, std)
+            splits[name] = x, y
+    splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def augment(x, g):
+        """A training batch's random augmentation, and the preprocessing after it."""
+        x = random_crop(x, g, size=(32, 32), padding=4)
+        x = random_flip(x, g, p=0.5, dim=-1)
+        x = normalize(x, mean.to(x.device), std.to(x.device))
+        return x
+
+    return splits, augment, files
+
+
+# --- Training ----------------------------------------------------------------
+
+
+class Meter:
+    """Accumulates a loss and the statistics that metrics are computed from, batch by batch."""
+
+    def __init__(
+        self,
+        classes: int = 0,
+        top_k: tuple[int, ...] = (),
+        threshold: float | None = None,
+    ) -> None:
+        # one binary output: 0.5 for probabilities, 0 for logits; None: guess
+        self.threshold = threshold
+        self.count = 0
+        self.loss_sum = 0.0
+        self.confusion: torch.Tensor | None = None
+        if classes:
+            self.confusion = torch.zeros(classes, classes, dtype=torch.long)
+        self.top_k = {k: 0 for k in top_k}
+        self.abs_err = 0.0
+        self.sq_err = 0.0
+
+    def update(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        n = y.shape[0]
+        self.count += n
+        self.loss_sum += loss.item() * n
+        if self.confusion is not None:
+            self._classes(out.detach(), y)
+        else:
+            err = out.detach().float() - y.float()
+            self.abs_err += err.abs().sum().item() / max(1, err[0].numel())
+            self.sq_err += err.pow(2).sum().item() / max(1, err[0].numel())
+
+    def _classes(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        assert self.confusion is not None
+        classes = self.confusion.shape[0]
+        # one binary output: a probability or a logit
+        if out.shape[-1] == 1 and classes == 2:
+            threshold = self.threshold
+            if threshold is None:
+                threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
+            out = torch.cat([threshold - out, out - threshold], -1)
+        out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
+        pred = out.argmax(-1)
+        counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
+        self.confusion += counts.view(classes, classes)
+        for k in self.top_k:
+            hits = (out.topk(k, -1).indices == y[:, None]).any(-1)
+            self.top_k[k] += int(hits.sum().item())
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.count)
+
+    def metrics(self, wanted: dict[str, object]) -> dict[str, float]:
+        """Metric name -> value; `wanted` maps each name to its argument (k, or the averaging)."""
+        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+
+
+def _accuracy(m: Meter, _: object) -> float:
+    assert m.confusion is not None
+    return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
+
+
+def _top_k(m: Meter, k: object) -> float:
+    assert m.confusion is not None
+    return m.top_k[k] / max(1, m.confusion.sum().item())
+
+
+METRICS = {
+    "accuracy": _accuracy,
+    "top_k": _top_k,
+}
+# what each metric needs besides the counts: k, or how to average over classes
+METRIC_ARGS = {
+    "accuracy": None,
+    "top_k": 5,
+}
+loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+
+def pick_device(wanted):
+    """auto: CUDA, then Apple's MPS, then the CPU."""
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class State:
+    """Where training stands; saved with every checkpoint, restored by --resume."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
+    stopped_early: bool = False
+
+
+def train_epoch(model, optimizer, scheduler, train, g, state, augment):
+    """One pass over the training data in a seeded random order; the mean loss."""
+    model.train()
+    x, y = train
+    order = torch.randperm(len(x), generator=g).to(x.device)
+    total, seen = 0.0, 0
+    for start in range(0, len(x), BATCH_SIZE):
+        idx = order[start : start + BATCH_SIZE]
+        inputs, targets = augment(x[idx], g), y[idx]
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        scheduler.step()
+        state.step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise SystemExit(f"error: the loss became {value} at step {state.step}")
+        total, seen = total + value * len(idx), seen + len(idx)
+    return total / max(1, seen)
+
+
+@torch.no_grad()
+def evaluate(model, split):
+    """The loss and metrics over a split, in order, in evaluation mode."""
+    model.eval()
+    x, y = split
+    meter = Meter(10, (5,))
+    for start in range(0, len(x), EVAL_BATCH_SIZE):
+        inputs = x[start : start + EVAL_BATCH_SIZE]
+        targets = y[start : start + EVAL_BATCH_SIZE]
+        output = model(inputs).float()
+        meter.update(loss_fn(output, targets), output, targets)
+    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+
+
+def write_metrics(path, rows):
+    """metrics.csv: a row per epoch, with every float written exactly (repr)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
+            writer.writerow(cells)
+
+
+def save_weights(model, out):
+    """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if save_file is not None:
+        save_file(tensors, out / "model.safetensors")
+    else:  # torch.load(path, weights_only=True) reads it
+        torch.save(tensors, out / "model.pt")
+
+
+def save_checkpoint(out, model, optimizer, scheduler, g, state):
+    """After every epoch: all --resume needs, metrics.csv and the weights so far."""
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "shuffle_rng": g.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "state": asdict(state),
+    }
+    torch.save(checkpoint, out / "checkpoint.pt.part")
+    os.replace(out / "checkpoint.pt.part", out / "checkpoint.pt")
+    write_metrics(out / "metrics.csv", state.rows)
+    save_weights(model, out)
+
+
+def load_checkpoint(out, model, optimizer, scheduler, g):
+    """Restore the last checkpoint in `out`; the State it was saved in."""
+    if not (out / "checkpoint.pt").is_file():
+        raise SystemExit(f"error: no checkpoint to resume in {out}")
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    # what follows from the run's length comes from this run: --epochs may have grown
+    fresh = scheduler.state_dict()
+    keys = ("total_steps", "_schedule_phases", "T_max")
+    length = {k: fresh[k] for k in keys if k in fresh}
+    scheduler.load_state_dict({**checkpoint["scheduler"], **length})
+    g.set_state(checkpoint["shuffle_rng"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return State(**checkpoint["state"])
+
+
+# --- Command line ------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="seed for every random generator"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="auto: cuda, then mps, then cpu",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
+        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
+    )
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
+    parser.add_argument(
+        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
+    )
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    device = pick_device(args.device)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
+    root = Path(args.data_dir).expanduser().resolve()
+    splits, augment, files = prepare_data(root, args.seed, device)
+    train = splits["train"]
+
+    torch.manual_seed(args.seed)  # the model's initial weights
+    model = ResNet().to(device)
+    steps_per_epoch = math.ceil(len(train[0]) / BATCH_SIZE)
+    epochs = args.epochs
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0005
+    )
+    total_steps = epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.1, total_steps=total_steps, pct_start=0.3
+    )
+    g = torch.Generator().manual_seed(args.seed)  # sample order and augmentation
+    state = State()
+    if args.resume:
+        state = load_checkpoint(out, model, optimizer, scheduler, g)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    while state.epoch < epochs and not state.stopped_early:
+        start = time.perf_counter()
+        train_loss = train_epoch(model, optimizer, scheduler, train, g, state, augment)
+        seconds = time.perf_counter() - start
+        state.epoch += 1
+        row = {"epoch": state.epoch, "train_loss": train_loss}
+        if "val" in splits:
+            val = evaluate(model, splits["val"])
+            row.update({f"val_{name}": value for name, value in val.items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = seconds
+        if not all(math.isfinite(v) for v in row.values()):
+            raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
+        state.rows.append(row)
+        print("  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        save_checkpoint(out, model, optimizer, scheduler, g, state)
+
+    test = evaluate(model, splits["test"])
+    print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    summary = {
+        "spec": SPEC,
+        "test": test,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "seed": args.seed,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "stopped_early": state.stopped_early,
+        "device": str(device),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "netspec": "0.1.0",
+        },
+        "data_sha256": files,
+    }
+    save_weights(model, out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

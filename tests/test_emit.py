@@ -1,0 +1,774 @@
+"""`netspec emit --target pytorch`: standalone scripts that train to exactly the numbers of `netspec run`.
+
+The contract: for every spec in specs/ (and a few more that use the features those do not),
+the emitted script, run where netspec cannot be imported, writes the same metrics.csv (the
+`seconds` column aside), the same test metrics and the same weights as `netspec run` on
+the CPU with the same seed. Besides: the model classes build the very modules (init order,
+state-dict keys) that netspec.build builds; every data source reads the arrays
+netspec/datasets.py reads; hostile strings in a spec stay data; the scripts pass ruff with
+its default settings; and tests/golden/emit/ holds each spec's script (`make golden`, or
+UPDATE_GOLDEN=1, rewrites them after an intended change).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from netspec import cli, emit
+from netspec.diagnostics import has_errors
+from netspec.ir import Program
+from netspec.pipeline import compile_text, load
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+GOLDEN = ROOT / "tests" / "golden" / "emit"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+DATA = os.environ.get("NETSPEC_DATA")
+
+# What an emitted script must run without: netspec and the packages only netspec needs.
+BLOCKED = ("netspec", "pydantic", "lark", "jinja2", "markupsafe", "rich", "matplotlib")
+# Runs a script with those made unimportable (sys.modules[name] = None makes `import name` raise).
+GUARD = """
+import runpy, sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def program_of(text: str, *overrides: str) -> Program:
+    result = compile_text(text, overrides=list(overrides))
+    assert result.program is not None and not has_errors(result.diagnostics), [d.message for d in result.diagnostics]
+    return result.program
+
+
+def ruff(*args: str) -> subprocess.CompletedProcess[str]:
+    pytest.importorskip("ruff")
+    return subprocess.run([sys.executable, "-m", "ruff", *args], capture_output=True, text=True)
+
+
+def assert_ruff_clean(*paths: Path) -> None:
+    """ruff with its default settings (no project configuration): lint and format."""
+    names = [str(p) for p in paths]
+    checked = ruff("check", "--isolated", "--no-cache", *names)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    formatted = ruff("format", "--isolated", "--no-cache", "--diff", *names)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
+# --- filters: the only way a value reaches a script ------------------------------------------
+
+HOSTILE = [
+    "",
+    "plain",
+    'a"b',
+    "a'b",
+    'it\'s "both"',
+    '"""',
+    "'''",
+    '"""\nimport os\n"""',
+    "back\\slash\\",
+    "\\",
+    "new\nline\r\n",
+    "{{ 7 * 7 }}{% if true %}x{% endif %}{# c #}",
+    "__import__('os').system('touch PWNED')",
+    "\x00\x1b[31m\u2028\u2029\x85\ufeff",
+    "tab\there",
+    "é ü 中文 🙂",
+    "\ud800",  # a lone surrogate
+    "# comment",
+    "'" * 5 + '"' * 3,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_strings_are_literals_of_themselves(value: str) -> None:
+    text = emit.literal(value)
+    assert ast.literal_eval(text) == value
+    assert "\n" not in text and "\r" not in text
+
+
+def test_literals_of_every_accepted_type() -> None:
+    for value in [None, True, False, 0, -7, 10**30, 0.1, -2.5, 1e-5, 1e16, 1.5e300, (), (1,), (1, 2.0), [1, "a", None]]:
+        assert ast.literal_eval(emit.literal(value)) == value
+        assert type(ast.literal_eval(emit.literal(value))) is type(value)
+    assert emit.literal(1e16) == "1e16" and emit.literal(True) == "True" and emit.literal((3,)) == "(3,)"
+    assert emit.literal(float("inf")) == 'float("inf")' and emit.literal(-math.inf) == '-float("inf")'
+    assert emit.literal(float("nan")) == 'float("nan")'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": 1}, {1, 2}, b"bytes", object(), 1j, [object()], (1, {2}), type("S", (str,), {})("x"), np.float32(1)],
+)
+def test_anything_else_is_refused(value: Any) -> None:
+    with pytest.raises(TypeError):
+        emit.literal(value)
+
+
+@pytest.mark.parametrize("name", ["", "1a", "a-b", "a b", "class", "x.import", "a\nb", "é", "a;b", "a()", None, 3])
+def test_identifiers_are_checked(name: Any) -> None:
+    with pytest.raises(TypeError):
+        emit.identifier(name)
+
+
+def test_text_cannot_end_a_comment_or_a_docstring() -> None:
+    for value in HOSTILE:
+        text = emit.text(value)
+        assert not any(ch in text for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), repr(text)
+        source = f'"""{text}"""  # {text}\nx = 1\n'
+        tree = ast.parse(source)
+        assert [type(n).__name__ for n in tree.body] == ["Expr", "Assign"]
+
+
+def test_literals_are_formatted_as_ruff_formats_them(tmp_path: Path) -> None:
+    values = [*HOSTILE[:-5], 1e-05, 1e16, 2.5e-300, (1,), ("a'", 'b"'), [0.1, 0.2], -0.0, 10**20]
+    path = tmp_path / "literals.py"
+    path.write_text("".join(f"X{i} = {emit.literal(v)}\n" for i, v in enumerate(values)), encoding="utf-8")
+    assert_ruff_clean(path)
+
+
+def test_templates_cannot_print_an_unfiltered_value() -> None:
+    env = emit.environment("pytorch")
+    for value in ["a'b", 3, 0.5, None, ("x",)]:
+        with pytest.raises(TypeError, match="without a filter"):
+            env.from_string("{{ value }}").render(value=value)
+    assert env.from_string("{{ value | lit }}").render(value="a'b") == '"a\'b"'
+    with pytest.raises(Exception, match="undefined"):
+        env.from_string("{{ missing | lit }}").render()
+
+
+# --- the emitted scripts ---------------------------------------------------------------------
+
+
+def emitted(spec: Path, *overrides: str) -> str:
+    return emit.emit(load(str(spec), list(overrides)), spec=spec.stem, script=f"{spec.stem}.py")
+
+
+def uses_blocks(spec: Path) -> bool:
+    return "block " in spec.read_text()
+
+
+GOLDEN_CASES = [pytest.param(s, marks=[pytest.mark.torch] if uses_blocks(s) else [], id=s.stem) for s in SPECS]
+
+
+@pytest.mark.parametrize("spec", GOLDEN_CASES)
+def test_golden_scripts(spec: Path) -> None:
+    script = emitted(spec)
+    golden = GOLDEN / f"{spec.stem}.py"
+    if UPDATE:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_text(script, encoding="utf-8")
+        return
+    if not golden.exists():
+        pytest.fail(f"{golden.relative_to(ROOT)} is missing; run `make golden` to create it")
+    assert script == golden.read_text(encoding="utf-8"), f"{golden.name} differs; if intended, run `make golden`"
+
+
+def test_golden_scripts_pass_ruff_and_compile() -> None:
+    scripts = sorted(GOLDEN.glob("*.py"))
+    assert {p.stem for p in scripts} == {s.stem for s in SPECS}
+    for path in scripts:
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    assert_ruff_clean(*scripts)
+
+
+def test_only_what_the_spec_uses_is_emitted() -> None:
+    mlp = (GOLDEN / "mnist_mlp.py").read_text()
+    resnet = (GOLDEN / "resnet_cifar.py").read_text()
+    for absent in ("random_", "augment", "scheduler", "clip_grad", "Residual", "_f1", "tarfile", "F.pad", "autocast"):
+        assert absent not in mlp, absent
+    for present in ("def random_crop", "def center_crop", "def random_flip", "OneCycleLR", "clip_grad_norm_"):
+        assert present in resnet, present
+    assert "class Residual(nn.Module)" in resnet and "class ConvBN(nn.Sequential)" in resnet
+    assert len(mlp.splitlines()) < len(resnet.splitlines())
+
+
+def test_the_cli_writes_the_script_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "lenet.py"
+    mnist = str(ROOT / "specs" / "mnist.net")
+    assert cli.main(["emit", mnist, "--target", "pytorch", "-o", str(out), "--set", "train.epochs=3"]) == 0
+    text = out.read_text()
+    assert "EPOCHS = 3\n" in text and "python lenet.py" in text
+    assert cli.main(["emit", str(ROOT / "specs" / "mnist.net"), "--set", "train.seed=9"]) == 0
+    assert "SEED = 9\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["emit", str(ROOT / "specs" / "mnist.net"), "--target", "tensorflow"])
+    assert emit.TARGETS == ("pytorch",)
+
+
+def test_a_spec_without_training_cannot_be_emitted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.net"
+    spec.write_text("network N {\n    input [2]\n    dense(1)\n}\n")
+    assert cli.main(["emit", str(spec)]) == 1
+    assert "dataset" in capsys.readouterr().err
+
+
+# --- hostile values stay data ----------------------------------------------------------------
+
+EVIL_PATH = "evil\"\"\"\n__import__('os').system('touch PWNED')\n{{ 7*7 }}{% raw %}\\''' #\u2028.csv"
+
+
+def spec_string(value: str) -> str:
+    """`value` as a spec string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\u2028", "\\u2028") + '"'
+
+
+EVIL_TARGET = "y\"); __import__('os').system('touch PWNED'); (\""
+EVIL_SPEC = (
+    "network Net {\n    input [3]\n    dense(2)\n}\n\n"
+    f"dataset evil {{\n    source csv({spec_string(EVIL_PATH)}, target={spec_string(EVIL_TARGET)})\n    batch 4\n}}\n\n"
+    "train {\n    model Net\n    loss cross_entropy\n    optimizer sgd(lr=0.1)\n    epochs 1\n}\n"
+)
+
+
+@pytest.mark.torch
+def test_hostile_strings_stay_data(tmp_path: Path) -> None:
+    program = program_of(EVIL_SPEC)
+    assert program.dataset is not None and program.dataset.source.path == EVIL_PATH  # type: ignore[union-attr]
+    evil_name = 'x"""\nimport os; os.system("touch PWNED")\n\\'
+    script = tmp_path / "evil.py"
+    script.write_text(emit.emit(program, spec=evil_name, script=evil_name + ".py"), encoding="utf-8")
+    text = script.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    constants = {
+        n.targets[0].id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)
+    }
+    assert constants["DATA_PATH"] == EVIL_PATH
+    assert constants["TARGET"] == program.dataset.source.target  # type: ignore[union-attr]
+    assert constants["SPEC"] == evil_name
+    assert ast.get_docstring(tree) is not None and "touch" in ast.get_docstring(tree)  # type: ignore[operator]
+    # nothing but the module docstring, imports, assignments, definitions and the main guard at top level
+    assert {type(n).__name__ for n in tree.body} <= {
+        "Expr",
+        "Import",
+        "ImportFrom",
+        "Try",
+        "Assign",
+        "FunctionDef",
+        "ClassDef",
+        "If",
+    }
+    assert [n for n in tree.body if isinstance(n, ast.Expr)] == tree.body[:1]
+    assert_ruff_clean(script)
+    result = run_script(script, "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "not found" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
+
+
+# --- running the scripts -----------------------------------------------------------------------
+
+
+def run_script(script: Path, *args: str, cwd: Path | None = None, blocked: tuple[str, ...] = BLOCKED) -> Any:
+    """`python script.py ARGS`, single-threaded, where netspec (and what only it needs) cannot be imported."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", GUARD, ",".join(blocked), str(script), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def run_netspec(program: Program, out: Path, data_dir: Path | str, spec_dir: Path, name: str) -> dict[str, Any]:
+    """`netspec run`, in-process and single-threaded like the scripts."""
+    torch = pytest.importorskip("torch")
+    from netspec.run import Options, run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        options = Options(
+            out=out, data_dir=str(data_dir), quiet=True, spec_dir=spec_dir, spec_name=name, download=False
+        )
+        return run(program, options)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def assert_same_run(netspec_dir: Path, script_dir: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    assert metrics(netspec_dir) == metrics(script_dir)
+    assert len(metrics(netspec_dir)) >= 1
+    ours, theirs = (json.loads((d / "summary.json").read_text()) for d in (netspec_dir, script_dir))
+    for key in ("spec", "test", "params", "seed", "epochs", "steps", "stopped_early", "device", "data_sha256"):
+        assert ours[key] == theirs[key], key
+    assert ours["test"]
+    a, b = (load_file(str(d / "model.safetensors")) for d in (netspec_dir, script_dir))
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def equivalence(spec: Path, overrides: list[str], data_dir: Path | str, tmp_path: Path) -> None:
+    program = load(str(spec), overrides)
+    script = tmp_path / f"{spec.stem}.py"
+    script.write_text(emit.emit(program, spec=spec.stem, script=script.name), encoding="utf-8")
+    run_netspec(program, tmp_path / "netspec", data_dir, spec.parent, spec.stem)
+    result = run_script(script, "--data-dir", str(data_dir), "--out", str(tmp_path / "script"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(tmp_path / "netspec", tmp_path / "script")
+
+
+def cifar_files(root: Path, per_batch: int = 60, test: int = 50) -> Path:
+    """Small CIFAR-10 batch files in the official binary format: a label byte, then 3072 pixels."""
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}.bin", per_batch) for i in range(1, 6)] + [("test_batch.bin", test)]:
+        labels = rng.integers(0, 10, (n, 1), dtype=np.uint8)
+        pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(np.concatenate([labels, pixels], 1).tobytes())
+    return root
+
+
+QUICK = ["train.epochs=1", "dataset.limit=512"]
+SPEC_RUNS = {
+    "mnist": QUICK,
+    "mnist_mlp": QUICK,
+    "fashion": QUICK,
+    "gan": QUICK,
+    "addition": ["train.epochs=2"],
+    "shakespeare": ["train.steps=20"],
+    "cifar10": ["train.epochs=2", "dataset.limit=200"],
+    "resnet_cifar": ["train.epochs=1", "dataset.limit=128"],
+}
+OFFLINE = {"addition", "cifar10", "resnet_cifar"}  # generated data
+
+
+def test_every_spec_has_an_equivalence_run() -> None:
+    assert set(SPEC_RUNS) == {s.stem for s in SPECS}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", sorted(SPEC_RUNS))
+def test_script_trains_to_the_numbers_of_netspec_run(name: str, tmp_path: Path) -> None:
+    if name not in OFFLINE and not DATA:
+        pytest.skip("needs NETSPEC_DATA")
+    data_dir: Path | str = DATA or tmp_path
+    if name in ("cifar10", "resnet_cifar"):
+        data_dir = cifar_files(tmp_path / "data")
+    equivalence(ROOT / "specs" / f"{name}.net", SPEC_RUNS[name], data_dir, tmp_path)
+
+
+# --- features the specs in specs/ do not use ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small generated datasets: grey 8x8 images (as an npz and as PNG folders), a table with
+    text classes, one with 0/1 targets and one with numeric targets, and a text."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 80, (90, 1, 8, 8), dtype=np.uint8)
+    labels = np.arange(90) % 3
+    for k in range(3):
+        images[labels == k, :, :, 2 * k : 2 * k + 2] = 230
+    np.savez(root / "images.npz", x=images, y=labels.astype(np.uint8))
+    from PIL import Image
+
+    for i, (img, label) in enumerate(zip(images[:45], labels[:45])):
+        folder = root / "folder" / "abc"[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        rgb = np.stack([img[0], img[0] // 2, 255 - img[0]], -1)
+        Image.fromarray(rgb).save(folder / f"{i:02d}.png")
+    (root / "folder" / "a" / ".hidden.png").write_bytes(b"not an image")
+    x = (rng.normal(size=(160, 4)) * [1, 50, 0.1, 3] + [0, 10, 0, -1]).astype(np.float32)
+    kinds = np.where(x[:, 0] > 0.3, "tall", np.where(x[:, 0] < -0.3, "short", "mid"))
+    with open(root / "classes.csv", "w", newline="") as f, open(root / "numbers.csv", "w", newline="") as g:
+        classes, numbers = csv.writer(f), csv.writer(g)
+        classes.writerow(["a", " b ", "c", "d", "kind", "e"])
+        numbers.writerow(["a", "b", "c", "d", "value", "flag"])
+        for row, kind in zip(x.tolist(), kinds):
+            classes.writerow([*map(repr, row), kind, "1e-3"])
+            numbers.writerow([*map(repr, row), repr(row[0] * 2 + row[2]), int(row[0] > 0)])
+            if row[0] > 1.5:
+                classes.writerow([])  # blank lines are skipped
+                numbers.writerow(["", " "])
+    (root / "text.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    import gzip
+
+    (root / "semicolons.csv.gz").write_bytes(gzip.compress("\ufeffa;b\n1.5;x\n\n-2;y\n3e2;x\n".encode()))
+    return root
+
+
+IMAGES_NET = """
+block Unit(c, k=3) {
+    conv2d(c, kernel=k, padding="same") -> batchnorm -> relu
+}
+
+network Net {
+    input [1, 8, 8]
+    Unit(4)
+    Unit(6, k=1)
+    maxpool(2)
+    flatten
+    dropout(0.1)
+    dense(3)
+}
+"""
+
+FEATURES_NET = """
+network Net {
+    input [5]
+    dense(16) -> elu
+    dense(%s)%s
+}
+"""
+
+FEATURE_CASES = {
+    # npz images: rotation, crop, vertical flip and standardize after them; plateau; early stopping; f1/top_k
+    "npz_augment": (
+        IMAGES_NET,
+        'npz("images.npz")',
+        'random_rotation(10)\n    random_crop(8, padding=1)\n    random_flip(axis="vertical")\n    standardize',
+        "validation 0.2\n    shuffle false",
+        "loss cross_entropy(label_smoothing=0.05)\n    optimizer rmsprop(lr=0.01, momentum=0.5)\n"
+        '    schedule plateau(factor=0.5, patience=0, monitor="val_accuracy")\n    epochs 4\n'
+        '    early_stopping(monitor="val_accuracy", patience=2)\n'
+        '    metrics accuracy, f1(average="weighted"), top_k(2), precision(average="micro")',
+    ),
+    # image folder (RGB PNGs): shift, then per-channel normalize per batch; one-cycle over `steps`
+    "folder_shift": (
+        IMAGES_NET.replace("[1, 8, 8]", "[3, 8, 8]"),
+        'image_folder("folder", size=8)',
+        "random_shift(1)\n    normalize(mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])",
+        "validation 0.2\n    test 0.25",
+        "loss cross_entropy\n    optimizer adamw(lr=0.003)\n    schedule onecycle(max_lr=0.01)\n    steps 7\n"
+        "    metrics accuracy, recall",
+    ),
+    # csv with text classes: standardize once, cosine, gradient clipping, weighted precision
+    "csv_classes": (
+        FEATURES_NET % (3, " -> log_softmax"),
+        'csv("classes.csv", target="kind")',
+        "standardize",
+        "validation 0.2\n    limit 100",
+        "loss nll\n    optimizer sgd(lr=0.05, momentum=0.9, nesterov=true)\n    schedule cosine\n    epochs 3\n"
+        '    clip_grad 0.5\n    metrics accuracy, precision(average="weighted")',
+    ),
+    # csv with 0/1 targets: one logit and a weighted positive class; step schedule
+    "csv_binary": (
+        FEATURES_NET % (1, ""),
+        'csv("numbers.csv", target="flag", task_type="classification")',
+        "standardize",
+        "validation 0.25",
+        "loss bce_logits(pos_weight=2.0)\n    optimizer adam(lr=0.01, amsgrad=true)\n    schedule step(1, gamma=0.5)\n"
+        "    epochs 2\n    metrics accuracy, f1",
+    ),
+    # csv regression: huber, warm-up, mae and mse, no validation
+    "csv_values": (
+        FEATURES_NET % (1, ""),
+        'csv("numbers.csv", target="value", task_type="regression")',
+        "normalize(mean=0.0, std=2.0)",
+        "",
+        "loss huber(0.5)\n    optimizer adagrad(lr=0.05)\n    schedule warmup(3)\n    epochs 2\n    metrics mae, mse",
+    ),
+}
+
+
+def feature_spec(case: str) -> str:
+    net, source, transforms, dataset, train = FEATURE_CASES[case]
+    return f"""{net}
+dataset data {{
+    source {source}
+    {transforms}
+    batch 16
+    {dataset}
+}}
+
+train {{
+    model Net
+    {train}
+    seed 5
+    device cpu
+}}
+"""
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", sorted(FEATURE_CASES))
+def test_features_train_to_the_numbers_of_netspec_run(case: str, data: Path, tmp_path: Path) -> None:
+    spec = data / f"{case}.net"  # beside the data: relative paths resolve next to the spec (and the script)
+    spec.write_text(feature_spec(case))
+    work = tmp_path / "work"
+    work.mkdir()
+    program = load(str(spec))
+    script = data / f"{case}.py"
+    script.write_text(emit.emit(program, spec=case), encoding="utf-8")
+    assert_ruff_clean(script)
+    run_netspec(program, work / "netspec", tmp_path / "empty-root", data, case)
+    result = run_script(script, "--data-dir", str(tmp_path / "empty-root"), "--out", str(work / "script"), cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(work / "netspec", work / "script")
+
+
+@pytest.mark.torch
+def test_a_resumed_script_run_ends_where_an_uninterrupted_one_does(data: Path, tmp_path: Path) -> None:
+    spec = data / "resume.net"
+    spec.write_text(feature_spec("npz_augment").replace("epochs 4", "epochs 3"))
+    script = data / "resume.py"
+    script.write_text(emit.emit(load(str(spec)), spec="resume"), encoding="utf-8")
+    straight = run_script(script, "--out", str(tmp_path / "straight"), "--epochs", "3")
+    first = run_script(script, "--out", str(tmp_path / "resumed"), "--epochs", "1")
+    second = run_script(script, "--resume", str(tmp_path / "resumed"), "--epochs", "3")
+    assert straight.returncode == first.returncode == second.returncode == 0, second.stderr
+    assert metrics(tmp_path / "straight") == metrics(tmp_path / "resumed")
+    assert len(metrics(tmp_path / "resumed")) == 3
+    missing = run_script(script, "--resume", str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and "no checkpoint" in missing.stderr
+
+
+@pytest.mark.torch
+def test_without_safetensors_the_weights_go_to_a_pt_file(data: Path, tmp_path: Path) -> None:
+    import torch
+
+    spec = data / "pt.net"
+    spec.write_text(feature_spec("csv_values"))
+    script = data / "pt.py"
+    script.write_text(emit.emit(load(str(spec)), spec="pt"), encoding="utf-8")
+    result = run_script(script, "--out", str(tmp_path / "run"), blocked=(*BLOCKED, "safetensors"))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+# --- the data sources read netspec's arrays -------------------------------------------------------
+
+
+def import_script(path: Path) -> Any:
+    """An emitted script as a module (its main() does not run)."""
+    spec = importlib.util.spec_from_file_location(f"emitted_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SOURCES: dict[str, dict[str, Any]] = {
+    "csv_auto_text": {"kind": "csv", "path": "classes.csv", "target": "kind"},
+    "csv_auto_values": {"kind": "csv", "path": "numbers.csv", "target": "value"},
+    "csv_auto_integers": {"kind": "csv", "path": "numbers.csv", "target": "flag"},
+    "csv_classification": {"kind": "csv", "path": "numbers.csv", "target": "value", "task_type": "classification"},
+    "csv_regression": {"kind": "csv", "path": "numbers.csv", "target": "flag", "task_type": "regression"},
+    "csv_delimiter": {"kind": "csv", "path": "semicolons.csv.gz", "target": "b", "delimiter": ";"},
+    "npz": {"kind": "npz", "path": "images.npz"},
+    "text": {"kind": "text", "path": "text.txt", "seq_len": 16},
+    "image_folder_rgb": {"kind": "image_folder", "path": "folder", "size": (6, 5)},
+    "image_folder_grey": {"kind": "image_folder", "path": "folder", "size": 8, "channels": 1},
+    "arithmetic": {"kind": "arithmetic", "samples": 50, "low": -2.0, "high": 3.5},
+}
+
+
+ADDER = "network Adder {\n    input [2]\n    dense(1)\n}\n\n"
+TRAIN_ADDER = "train {\n    model Adder\n    loss mse\n    optimizer sgd\n    epochs 1\n    seed 4\n}\n"
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_sources_read_the_arrays_netspec_reads(name: str, data: Path) -> None:
+    from netspec.datasets import load as load_source
+    from netspec.registry import SOURCES as REGISTRY
+
+    base = program_of(ADDER + "dataset d {\n    source arithmetic\n}\n\n" + TRAIN_ADDER)
+    params = {k: v for k, v in SOURCES[name].items() if k != "kind"}
+    source = REGISTRY.entries[SOURCES[name]["kind"]](**params)
+    assert base.dataset is not None
+    program = base.model_copy(update={"dataset": base.dataset.model_copy(update={"source": source})})
+    script = data / f"source_{name}.py"
+    script.write_text(emit.emit(program, spec=name), encoding="utf-8")
+    module = import_script(script)
+    assert program.dataset is not None
+    expected = load_source(program.dataset.source, data, data, seed=4, download=False)
+    got = module.load_data(4) if name == "arithmetic" else module.load_data(data / "no-such-root")
+    want = [expected.x_train, expected.y_train]
+    want += [expected.x_test, expected.y_test] if expected.x_test is not None else []
+    assert len(got) == len(want) + 1
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    assert got[-1] == expected.files
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not DATA, reason="needs NETSPEC_DATA")
+@pytest.mark.parametrize("name", ["mnist", "fashion"])
+def test_idx_sources_read_the_arrays_netspec_reads(name: str) -> None:
+    from netspec.datasets import load as load_source
+
+    program = load(str(ROOT / "specs" / f"{name}.net"))
+    module = import_script_text(emit.emit(program, spec=name), name)
+    assert program.dataset is not None
+    expected = load_source(program.dataset.source, Path(str(DATA)), None, seed=0, download=False)
+    got = module.load_data(Path(str(DATA)))
+    for a, b in zip(got, [expected.x_train, expected.y_train, expected.x_test, expected.y_test]):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert got[-1] == expected.files
+
+
+def import_script_text(text: str, name: str) -> Any:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.py"
+        path.write_text(text, encoding="utf-8")
+        return import_script(path)
+
+
+@pytest.mark.torch
+def test_a_corrupt_idx_file_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "mnist.py"
+    script.write_text(emitted(ROOT / "specs" / "mnist.net"), encoding="utf-8")
+    folder = tmp_path / "root" / "mnist"
+    folder.mkdir(parents=True)
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
+        (folder / name).write_bytes(b"\x1f\x8b not the original")
+    result = run_script(script, "--data-dir", str(tmp_path / "root"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "not the original file" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the model classes build netspec.build's modules ---------------------------------------------
+
+MODELS = """
+let width = 6
+
+block Unit(nn, k=3) {
+    conv1d(nn, kernel=k, padding="same") -> batchnorm -> gelu
+}
+
+block Pair(a) {
+    dense(a) -> relu
+    dense(a)
+}
+
+block Stack(n) {
+    repeat n {
+        dense(8) -> tanh
+    }
+}
+
+block Outer(c, s=1) {
+    conv2d(c, kernel=3, stride=s, padding=1, bias=false) -> batchnorm(momentum=0.2)
+    residual {
+        conv2d(c, kernel=3, padding=1) -> leaky_relu(0.1)
+    }
+}
+
+block Once {
+    upsample(2) -> conv_transpose2d(4, kernel=2, stride=2) -> avgpool(2, stride=2)
+}
+
+network Tokens {
+    input [12]
+    embedding(20, 16)
+    attention(2, causal=true)
+    transformer_encoder(heads=4, ff=32, layers=2, dropout=0.0, norm_first=true, activation="gelu")
+    gru(8, layers=2, bidirectional=true)
+    lstm(8, return_sequences=false)
+    layernorm
+    Pair(8)
+    Pair(16)
+    Stack(1)
+    Stack(2)
+    dense(3) -> log_softmax
+}
+
+network State {
+    input [3, 16, 16]
+    Outer(width)
+    Outer(width * 2, s=2)
+    Once
+    global_avgpool
+    dropout(0.3)
+    dense(10) -> softmax
+}
+
+network Signal {
+    input [4, 32]
+    Unit(8)
+    Unit(8, k=5)
+    Unit(4, k=5)
+    maxpool(2, padding=1)
+    flatten
+    dense(5) -> sigmoid
+}
+
+network Adder {
+    input [2]
+    dense(1)
+}
+
+dataset d {
+    source arithmetic
+}
+
+train {
+    model Adder
+    loss mse
+    optimizer sgd
+    epochs 1
+}
+"""
+
+
+@pytest.mark.torch
+def test_model_classes_build_the_modules_netspec_builds(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    from netspec.build import build_network
+
+    program = program_of(MODELS)
+    script = tmp_path / "models.py"
+    script.write_text(emit.emit(program, spec="models"), encoding="utf-8")
+    assert_ruff_clean(script)
+    source = script.read_text()
+    assert "class Unit(nn.Sequential)" in source and "def __init__(self, in_channels, nn_, k):" in source
+    assert (
+        "class Pair(nn.Sequential)" in source and "nn.Linear(a, a)" in source
+    )  # positions with equal values share a parameter
+    assert "class Stack(" not in source and "# block Stack" in source  # its uses differ in structure
+    assert "class State_(nn.Sequential)" in source  # renamed: the script has a State
+    assert "class Once(nn.Sequential)" in source and "Once(),  # -> [4, 16, 16]" in source
+    module = import_script(script)
+    classes = {"Tokens": module.Tokens, "State": module.State_, "Signal": module.Signal, "Adder": module.Adder}
+    for net in program.networks:
+        torch.manual_seed(0)
+        want = build_network(net)
+        torch.manual_seed(0)
+        got = classes[net.name]()
+        a, b = want.state_dict(), got.state_dict()
+        assert list(a) == list(b), net.name
+        assert all(torch.equal(a[k], b[k]) for k in a), net.name
+
+        def kinds(model: nn.Module) -> list[tuple[str, str]]:
+            return [
+                (n, "Sequential" if isinstance(m, nn.Sequential) else type(m).__name__)
+                for n, m in model.named_modules()
+            ]
+
+        assert kinds(want) == kinds(got), net.name
+        want.eval(), got.eval()
+        x = torch.randint(0, 20, (2, 12)) if net.name == "Tokens" else torch.randn(2, *net.input_shape)
+        assert torch.equal(want(x), got(x)), net.name
