@@ -17,7 +17,7 @@ typecheck:
 	$(PY) -m mypy
 
 golden:  ## regenerate golden files (diagnostics, emitted code) after an intended change
-	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_emit.py -k golden
 
 docs:  ## regenerate the generated part of docs/language.md from the registry
 	$(PY) -m netspec docs --write docs/language.md

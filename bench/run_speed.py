@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "mnist.net"
+CLASSIC = "train.optimizer=sgd(lr=0.01, momentum=0.5)"
 
 BASELINE = r"""
 import gzip, sys, time
@@ -93,6 +94,8 @@ def main() -> None:
             f"train.epochs={args.epochs}",
             "--set",
             "dataset.validation=0",
+            "--set",
+            CLASSIC,  # the spec itself uses momentum 0.9
         ]
         ns_wall, _ = timed(cmd, env)
         rows = (Path(out) / "metrics.csv").read_text().splitlines()

@@ -427,7 +427,7 @@ def main():
     torch.manual_seed(args.seed)  # the model's initial weights
     model = LeNet().to(device)
     epochs = args.epochs
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(args.seed)  # the order of the samples
     state = State()
     if args.resume:
