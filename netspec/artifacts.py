@@ -248,8 +248,9 @@ def _plots(out: Path, exp: Experiment, state: State, predictions: torch.Tensor |
 
             predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
         plots.confusion(out / "confusion.png", predictions, exp.data.test.y, exp.data.classes)
-        if exp.data.test.x.dim() == 4:
-            plots.predictions(out / "predictions.png", exp.data.test.x, predictions, exp.data.test.y, exp.data.classes)
+        if len(exp.data.test.x.shape) == 4:
+            images = exp.data.test.head(16, exp.device)
+            plots.predictions(out / "predictions.png", images, predictions, exp.data.test.y, exp.data.classes)
 
 
 # --- console ---------------------------------------------------------------------------------

@@ -48,12 +48,38 @@ class DataError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
+class ImageFiles:
+    """Image files decoded on demand, each to uint8 [C, H, W]: the samples of a streamed source.
+
+    Indexing with a slice or a sequence of positions gives the subset, so that splitting and
+    limiting work on it as on an array, without decoding anything."""
+
+    def __init__(self, files: list[Path], size: tuple[int, int], channels: int) -> None:
+        self.files, self.size, self.channels = files, size, channels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.files), self.channels, *self.size)
+
+    def __getitem__(self, key: Any) -> ImageFiles:
+        if isinstance(key, slice):
+            return ImageFiles(self.files[key], self.size, self.channels)
+        positions = key.tolist() if hasattr(key, "tolist") else list(key)
+        return ImageFiles([self.files[i] for i in positions], self.size, self.channels)
+
+    def read(self, i: int) -> np.ndarray:
+        return read_image(self.files[i], self.size, self.channels)
+
+
 @dataclass
 class Arrays:
-    """A loaded dataset. Images uint8 [N, C, H, W]; class labels int64 [N]; regression targets
-    float32 [N, 1]; text int64 [N, seq_len]; tabular features float32 [N, F]."""
+    """A loaded dataset. Images uint8 [N, C, H, W] (or ImageFiles, streamed); class labels int64 [N];
+    regression targets float32 [N, 1]; text int64 [N, seq_len]; tabular features float32 [N, F]."""
 
-    x_train: np.ndarray
+    x_train: np.ndarray | ImageFiles
     y_train: np.ndarray
     x_test: np.ndarray | None = None  # None: the source has no test split
     y_test: np.ndarray | None = None
@@ -681,17 +707,22 @@ def _pillow() -> Any:
 
 
 def _load_image_folder(source: ImageFolder, ctx: Context) -> Arrays:
-    # decodes everything into memory; a streaming reader over the same index comes later
+    """Streamed: only the index is read here; images are decoded batch by batch while training."""
     folder = _find(source.path, ctx, "image folder")
     index = scan_image_folder(folder)
     h, w = (source.size, source.size) if isinstance(source.size, int) else source.size
-    x = np.empty((len(index.files), source.channels, h, w), np.uint8)
-    files: dict[str, str] = {}
-    for i, f in enumerate(index.files):
-        data = _read_bytes(f)
-        files[(PurePosixPath(source.path) / f.relative_to(folder).as_posix()).as_posix()] = _sha256(data)
-        x[i] = _decode(data, f, (h, w), source.channels)
-    return Arrays(x, np.array(index.labels, dtype=np.int64), classes=index.classes, files=files)
+    images = ImageFiles(index.files, (h, w), source.channels)
+    files = {source.path.rstrip("/") + "/": folder_digest(folder, index.files)}
+    return Arrays(images, np.array(index.labels, dtype=np.int64), classes=index.classes, files=files)
+
+
+def folder_digest(folder: Path, files: list[Path]) -> str:
+    """sha256 of a folder's file list (relative names and sizes): hashing every byte would read
+    a folder too large for memory one more time before training starts."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\n".encode())
+    return h.hexdigest()
 
 
 LOADERS: dict[str, Callable[[Any, Context], Arrays]] = {

@@ -609,6 +609,8 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
         "meter": _meter(train, net),
         "transforms": transforms,
         "eval_transforms": [t for t in transforms if t["batch"] and t["kind"] in ("random_crop", *STATS)],
+        "once_transforms": [t for t in transforms if t["once"]],
+        "stream": _streamed(dataset),
         "augments": augments,
         "batch_preprocessing": any(t["batch"] and not t["op"].augment for t in transforms),
         "loss": train.loss,
@@ -631,6 +633,19 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
         "idx": _idx(source.kind),
         "cifar": _cifar() if source.kind == "cifar10" else None,
     }
+
+
+def _streamed(dataset: ir.Dataset) -> bool:
+    """Image folders stream from disk, as in netspec run, which refuses whole-split statistics on them."""
+    if dataset.source.kind != "image_folder":
+        return False
+    for t in dataset.transforms:
+        if t.statistics:
+            raise EmitError(
+                f"`{t.kind}` computes statistics over the whole training split, but `image_folder` "
+                "streams its images from disk; use normalize(mean=..., std=...)"
+            )
+    return True
 
 
 DATA_HELPERS = frozenset(

@@ -2,7 +2,9 @@
 
 The data path holds in-memory datasets as tensors on the training device; every epoch
 takes index slices of a seeded permutation, and augmentation runs batched on the device,
-so there is no per-sample Python in the hot loop. Every random number comes from the
+so there is no per-sample Python in the hot loop. Image folders, which need not fit in
+memory, stream the same index slices through a DataLoader whose workers decode the files;
+their preprocessing then runs per batch on the device, to the same numbers. Every random number comes from the
 spec's seed: the same spec and seed give the same metrics on CPU, run after run, and
 `--resume` continues an interrupted run to exactly the metrics of an uninterrupted one.
 """
@@ -10,17 +12,18 @@ spec's seed: the same spec and seed give the same metrics on CPU, run after run,
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from netspec import artifacts, ir, training
 from netspec.build import build_network
-from netspec.datasets import Arrays, DataError, load, resolve_root
+from netspec.datasets import Arrays, DataError, ImageFiles, load, resolve_root
 from netspec.registry.training import monitor_mode
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -52,11 +55,23 @@ class Options:
 
 @dataclass
 class Split:
-    x: torch.Tensor
+    x: torch.Tensor | ImageFiles  # ImageFiles: streamed from disk, batch by batch
     y: torch.Tensor
+    pending: list[Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=list)  # per streamed batch
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Preprocess: now, when the split is in memory; on each batch, when it is streamed."""
+        if isinstance(self.x, torch.Tensor):
+            self.x = fn(self.x)
+        else:
+            self.pending.append(fn)
+
+    def head(self, n: int, device: torch.device) -> torch.Tensor:
+        """The first n inputs, preprocessed."""
+        return next(batches(self, torch.arange(min(n, len(self))), n, device))[0]
 
 
 @dataclass
@@ -84,11 +99,18 @@ def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> D
         x, y = x[: dataset.limit], y[: dataset.limit]
     splits = [Split(x, y), val, test]
     augment, at_eval = _preprocess(dataset, splits)
-    placed = [Split(s.x.to(device), s.y.to(device)) if s is not None else None for s in splits]
+    placed = [_place(s, device) if s is not None else None for s in splits]
     return Data(placed[0], placed[1], placed[2], arrays.classes, augment, at_eval, arrays.files)  # type: ignore[arg-type]
 
 
-def _tensor(a: Any) -> torch.Tensor:
+def _place(s: Split, device: torch.device) -> Split:
+    x = s.x.to(device) if isinstance(s.x, torch.Tensor) else s.x  # streamed files stay on disk
+    return Split(x, s.y.to(device), s.pending)
+
+
+def _tensor(a: Any) -> Any:
+    if isinstance(a, ImageFiles):
+        return a
     t = torch.from_numpy(a)
     return t.float() / 255 if t.dtype == torch.uint8 else t  # images: uint8 -> [0, 1]
 
@@ -112,7 +134,7 @@ def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[T
     per_batch: list[Transform] = []
     at_eval: list[Any] = []
     for t in dataset.transforms:
-        train_x = splits[0].x  # type: ignore[union-attr]
+        train_x = _probe(splits[0], dataset, t)  # type: ignore[arg-type]
         if t.image_only and train_x.dim() != 4:  # a source whose samples were unknown until loaded
             raise DataError(
                 f"`{t.kind}` works on images [C, H, W], but the samples of source "
@@ -124,9 +146,82 @@ def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[T
             per_batch.append(t.function(train_x))
         for s in splits[1:] if per_batch else splits:
             if s is not None and fn is not None:
-                s.x = fn(s.x)
+                s.apply(fn)
         at_eval += [fn] if fn is not None else []
     return per_batch, at_eval
+
+
+def _probe(train: Split, dataset: ir.Dataset, t: Any) -> torch.Tensor:
+    """The training inputs a transform is built from; of a streamed split, its first image."""
+    if isinstance(train.x, torch.Tensor):
+        return train.x
+    if t.statistics:
+        raise DataError(
+            f"`{t.kind}` computes statistics over the whole training split, but `{dataset.source.kind}` "
+            "streams its images from disk",
+            "use normalize(mean=..., std=...) with the dataset's statistics",
+        )
+    return train.head(1, torch.device("cpu"))
+
+
+# --- streaming ----------------------------------------------------------------------------
+
+
+def batches(
+    split: Split, order: torch.Tensor | None, size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """(x, y) batches of `size` in `order` (None: as stored), taken from memory or decoded by DataLoader workers."""
+    if order is None and isinstance(split.x, torch.Tensor):  # evaluation: slices are views, no copies
+        for i in range(0, len(split), size):
+            yield split.x[i : i + size], split.y[i : i + size]
+        return
+    order = torch.arange(len(split)) if order is None else order
+    slices = [order[i : i + size] for i in range(0, len(order), size)]
+    if isinstance(split.x, torch.Tensor):
+        for idx in slices:
+            yield split.x[idx], split.y[idx]
+        return
+    loader = torch.utils.data.DataLoader(
+        _Images(split.x),
+        batch_sampler=[idx.tolist() for idx in slices],
+        num_workers=stream_workers(),
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # workers' seeds must not come from (and advance) the global generator
+    )
+    for idx, (x, error) in zip(slices, loader):
+        if error is not None:
+            raise DataError(error)
+        x = x.to(device, non_blocking=True).float() / 255  # as in-memory images are converted
+        for fn in split.pending:
+            x = fn(x)
+        yield x, split.y[idx.to(split.y.device)]
+
+
+def stream_workers() -> int:
+    """Decoding processes: the cores the training loop does not need, up to 4."""
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+class _Images(torch.utils.data.Dataset[tuple[Any, Any]]):
+    """A DataLoader's view of ImageFiles: (uint8 image, None), or (None, the error) for a bad file."""
+
+    def __init__(self, files: ImageFiles) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        try:
+            return torch.from_numpy(self.files.read(i)), None
+        except DataError as e:  # raised here, it would reach the user wrapped in a worker's traceback
+            return None, str(e)
+
+
+def _collate(items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    errors = [e for _, e in items if e is not None]
+    return (None, errors[0]) if errors else (torch.stack([x for x, _ in items]), None)
 
 
 # --- the experiment -----------------------------------------------------------------------
@@ -261,16 +356,13 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
     train, dataset = exp.program.train, exp.program.dataset
     assert train is not None and dataset is not None
     data, batch = exp.data.train, dataset.batch
-    if dataset.shuffle:
-        order = torch.randperm(len(data), generator=g).to(exp.device)
-    else:
-        order = torch.arange(len(data), device=exp.device)
+    order = torch.randperm(len(data), generator=g) if dataset.shuffle else torch.arange(len(data))
+    if isinstance(data.x, torch.Tensor):
+        order = order.to(exp.device)
     total, seen = 0.0, 0
-    for start in range(0, len(data), batch):
+    for x, y in batches(data, order, batch, exp.device):
         if train.steps and state.step >= train.steps:
             break
-        idx = order[start : start + batch]
-        x, y = data.x[idx], data.y[idx]
         for augment in exp.data.augment:
             x = augment(x, g)
         loss = _step(exp, x, y)
@@ -278,8 +370,8 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {state.epoch + 1}, step {state.step}")
-        total, seen = total + value * len(idx), seen + len(idx)
-        on_step(len(idx), total / seen)
+        total, seen = total + value * len(y), seen + len(y)
+        on_step(len(y), total / seen)
     return total / max(1, seen)
 
 
@@ -321,8 +413,7 @@ def evaluate(
     meter = training.Meter(exp.classes, top_k, binary_threshold(exp.program.train.loss))  # type: ignore[union-attr]
     batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
     outputs = []
-    for start in range(0, len(split), batch):
-        x, y = split.x[start : start + batch], split.y[start : start + batch]
+    for x, y in batches(split, None, batch, exp.device):
         out = exp.model(x).float()
         meter.update(exp.loss_fn(out, y), out, y)
         if keep_predictions:

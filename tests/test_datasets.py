@@ -481,19 +481,31 @@ def test_scan_image_folder(image_root: Path) -> None:
     assert names[:4] == ["cat/0.png", "cat/1.png", "cat/nested/g.png", "dog/0.png"]
 
 
-def test_image_folder_loads_resized_channels_first(image_root: Path) -> None:
+def test_image_folder_streams_resized_channels_first(image_root: Path) -> None:
     a = ctx_load(ImageFolder(path="pets", size=(8, 5), channels=3), image_root)
-    assert a.x_train.shape == (6, 3, 8, 5) and a.x_train.dtype == np.uint8 and a.classes == ["cat", "dog"]
-    assert a.x_train[0, :, 0, 0].tolist() == [255, 0, 0] and a.x_train[3, :, 0, 0].tolist() == [0, 0, 255]
-    assert a.y_train.tolist() == [0, 0, 0, 1, 1, 1] and "pets/cat/nested/g.png" in a.files
+    assert isinstance(a.x_train, ds.ImageFiles) and a.classes == ["cat", "dog"]
+    assert a.x_train.shape == (6, 3, 8, 5) and len(a.x_train) == 6
+    first, fourth = a.x_train.read(0), a.x_train.read(3)
+    assert first.shape == (3, 8, 5) and first.dtype == np.uint8
+    assert first[:, 0, 0].tolist() == [255, 0, 0] and fourth[:, 0, 0].tolist() == [0, 0, 255]
+    assert a.y_train.tolist() == [0, 0, 0, 1, 1, 1]
+    # subsets by slice or positions, without decoding
+    assert a.x_train[3:].read(0)[:, 0, 0].tolist() == [0, 0, 255]
+    assert a.x_train[np.array([3, 0])].files == [a.x_train.files[3], a.x_train.files[0]]
+    # recorded by a digest of the file list (names and sizes), which changes with any file
+    digest = a.files["pets/"]
+    (image_root / "pets" / "dog" / "0.png").write_bytes(b"x")
+    assert ctx_load(ImageFolder(path="pets", size=4), image_root).files["pets/"] != digest
     grey = ds.read_image(image_root / "pets/cat/nested/g.png", 3, 1)
     assert grey.shape == (1, 3, 3) and grey.dtype == np.uint8 and int(grey[0, 1, 1]) == 128
 
 
 def test_unreadable_image_and_empty_class_folder(image_root: Path) -> None:
     (image_root / "pets" / "dog" / "bad.png").write_bytes(b"not a png")
+    images = ctx_load(ImageFolder(path="pets", size=4), image_root).x_train
+    bad = [f.name for f in images.files].index("bad.png")  # type: ignore[union-attr]
     with pytest.raises(DataError, match=r"bad\.png is not a readable image"):
-        ctx_load(ImageFolder(path="pets", size=4), image_root)
+        images.read(bad)  # type: ignore[union-attr]
     (image_root / "pets" / "empty").mkdir()
     with pytest.raises(DataError, match=r"class folder .*empty has no images"):
         ds.scan_image_folder(image_root / "pets")

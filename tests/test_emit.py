@@ -49,6 +49,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def load_text(text: str) -> Program:
+    return program_of(text)
+
+
 def program_of(text: str, *overrides: str) -> Program:
     result = compile_text(text, overrides=list(overrides))
     assert result.program is not None and not has_errors(result.diagnostics), [d.message for d in result.diagnostics]
@@ -231,17 +235,50 @@ EVIL_TARGET = "y\"); __import__('os').system('touch PWNED'); (\""
 EVIL_SPEC = (
     "network Net {\n    input [3]\n    dense(2)\n}\n\n"
     f"dataset evil {{\n    source csv({spec_string(EVIL_PATH)}, target={spec_string(EVIL_TARGET)})\n    batch 4\n}}\n\n"
-    "train {\n    model Net\n    loss cross_entropy\n    optimizer sgd(lr=0.1)\n    epochs 1\n}\n"
+    "train {\n    model Net\n    loss cross_entropy\n    optimizer sgd(lr=0.1)\n"
+    "    epochs 2\n    seed 5\n    device cpu\n}\n"
 )
+EVIL_NAME = 'x"""\nimport os; os.system("touch PWNED")\n\\'
+
+
+def evil_script(program: Program, folder: Path) -> Path:
+    """The hostile spec's script, in `folder`, its spec and script names hostile too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "evil.py"
+    script.write_text(emit.emit(program, spec=EVIL_NAME, script=EVIL_NAME + ".py"), encoding="utf-8")
+    return script
+
+
+def evil_csv(root: Path) -> Path:
+    """A CSV file named EVIL_PATH under `root`: 3 numeric features and, second of 4 columns, the
+    target EVIL_TARGET (quoted in the header as CSV quotes it), 40 rows of classes 0 and 1."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / EVIL_PATH
+    rng = np.random.default_rng(0)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", EVIL_TARGET, "b", "c"])
+        for i in range(40):
+            a, b, c = rng.normal(size=3).round(4)
+            writer.writerow([a, i % 2, b + i % 2, c])
+    assert path.name == EVIL_PATH and [p.name for p in root.iterdir()] == [EVIL_PATH]
+    with open(path, newline="", encoding="utf-8") as f:
+        assert next(csv.reader(f))[1] == EVIL_TARGET
+    return path
+
+
+def assert_not_pwned(*folders: Path) -> None:
+    for folder in folders:
+        assert not list(folder.rglob("PWNED")), folder
+    assert not Path("PWNED").exists() and not (ROOT / "PWNED").exists()
 
 
 @pytest.mark.torch
 def test_hostile_strings_stay_data(tmp_path: Path) -> None:
     program = program_of(EVIL_SPEC)
     assert program.dataset is not None and program.dataset.source.path == EVIL_PATH  # type: ignore[union-attr]
-    evil_name = 'x"""\nimport os; os.system("touch PWNED")\n\\'
-    script = tmp_path / "evil.py"
-    script.write_text(emit.emit(program, spec=evil_name, script=evil_name + ".py"), encoding="utf-8")
+    assert program.dataset.source.target == EVIL_TARGET  # type: ignore[union-attr]
+    script = evil_script(program, tmp_path / "work")
     text = script.read_text(encoding="utf-8")
     tree = ast.parse(text)
     constants = {
@@ -250,8 +287,8 @@ def test_hostile_strings_stay_data(tmp_path: Path) -> None:
         if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)
     }
     assert constants["DATA_PATH"] == EVIL_PATH
-    assert constants["TARGET"] == program.dataset.source.target  # type: ignore[union-attr]
-    assert constants["SPEC"] == evil_name
+    assert constants["TARGET"] == EVIL_TARGET
+    assert constants["SPEC"] == EVIL_NAME
     assert ast.get_docstring(tree) is not None and "touch" in ast.get_docstring(tree)  # type: ignore[operator]
     # nothing but the module docstring, imports, assignments, definitions and the main guard at top level
     assert {type(n).__name__ for n in tree.body} <= {
@@ -266,10 +303,40 @@ def test_hostile_strings_stay_data(tmp_path: Path) -> None:
     }
     assert [n for n in tree.body if isinstance(n, ast.Expr)] == tree.body[:1]
     assert_ruff_clean(script)
-    result = run_script(script, "--data-dir", str(tmp_path), cwd=tmp_path)
+    # a relative csv path resolves next to the script (netspec: the spec), then under the data root
+    data = tmp_path / "data"
+    evil_csv(data)
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    run_netspec(program, tmp_path / "netspec", data, spec_dir, EVIL_NAME)
+    result = run_script(script, "--data-dir", str(data), "--out", str(tmp_path / "script"), cwd=script.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for run_dir in (tmp_path / "netspec", tmp_path / "script"):
+        assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.csv").is_file()
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["spec"] == EVIL_NAME and list(summary["data_sha256"]) == [EVIL_PATH]
+    assert len(metrics(tmp_path / "script")) == 2
+    assert_same_run(tmp_path / "netspec", tmp_path / "script")
+    assert_not_pwned(tmp_path)
+
+
+@pytest.mark.torch
+def test_a_hostile_path_that_is_missing_is_a_clean_error(tmp_path: Path) -> None:
+    from netspec.datasets import DataError
+
+    program = program_of(EVIL_SPEC)
+    script = evil_script(program, tmp_path / "work")
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    result = run_script(script, "--data-dir", str(empty), "--out", str(tmp_path / "script"), cwd=script.parent)
     assert result.returncode == 1, result.stderr
-    assert "not found" in result.stderr and "Traceback" not in result.stderr
-    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
+    assert "not found" in result.stderr and repr(EVIL_PATH) in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(DataError, match="not found"):
+        run_netspec(program, tmp_path / "netspec", empty, script.parent, EVIL_NAME)
+    assert not (tmp_path / "script" / "summary.json").exists()
+    assert_not_pwned(tmp_path)
 
 
 # --- running the scripts -----------------------------------------------------------------------
@@ -454,6 +521,14 @@ FEATURE_CASES = {
         "loss cross_entropy\n    optimizer adamw(lr=0.003)\n    schedule onecycle(max_lr=0.01)\n    steps 7\n"
         "    metrics accuracy, recall",
     ),
+    # image folder read as greyscale: normalize, a random crop (centre crop at evaluation), normalize again
+    "folder_crop": (
+        IMAGES_NET,
+        'image_folder("folder", size=8, channels=1)',
+        "normalize(0.5, 0.25)\n    random_crop(8, padding=1)\n    normalize(0.1, 2)",
+        "validation 0.2",
+        "loss cross_entropy\n    optimizer sgd(lr=0.05)\n    epochs 2\n    metrics accuracy",
+    ),
     # csv with text classes: standardize once, cosine, gradient clipping, weighted precision
     "csv_classes": (
         FEATURES_NET % (3, " -> log_softmax"),
@@ -517,6 +592,26 @@ def test_features_train_to_the_numbers_of_netspec_run(case: str, data: Path, tmp
     result = run_script(script, "--data-dir", str(tmp_path / "empty-root"), "--out", str(work / "script"), cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(work / "netspec", work / "script")
+
+
+@pytest.mark.torch
+def test_a_corrupt_image_met_while_streaming_stops_the_script_cleanly(data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(data / "folder", tmp_path / "folder")
+    (tmp_path / "folder" / "b" / "03.png").write_bytes(b"\x89PNG broken")
+    script = tmp_path / "broken.py"
+    script.write_text(emit.emit(load_text(feature_spec("folder_crop")), spec="broken"), encoding="utf-8")
+    result = run_script(script, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "03.png is not a readable image" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_whole_split_statistics_cannot_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "s.net"
+    spec.write_text(feature_spec("folder_crop").replace("normalize(0.5, 0.25)", "standardize"))
+    assert cli.main(["emit", str(spec)]) == 1
+    assert "`standardize` computes statistics over the whole training split" in capsys.readouterr().err
 
 
 @pytest.mark.torch
@@ -601,6 +696,14 @@ def test_sources_read_the_arrays_netspec_reads(name: str, data: Path) -> None:
     want = [expected.x_train, expected.y_train]
     want += [expected.x_test, expected.y_test] if expected.x_test is not None else []
     assert len(got) == len(want) + 1
+    if name.startswith("image_folder"):  # streamed: the same files, decoding to the same pixels
+        images, got = got[0], got[1:]
+        assert images.files == expected.x_train.files and len(images) == len(expected.x_train)  # type: ignore[union-attr]
+        for i in (0, len(images) - 1):
+            pixels, error = images[i]
+            assert error is None and np.array_equal(pixels.numpy(), expected.x_train.read(i))  # type: ignore[union-attr]
+        assert [p.name for p in images[1:3].files] == [p.name for p in expected.x_train.files[1:3]]  # type: ignore[union-attr]
+        want = want[1:]
     for a, b in zip(got, want):
         assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
     assert got[-1] == expected.files

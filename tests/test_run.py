@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 
 from netspec import cli, training  # noqa: E402
 from netspec import run as run_mod  # noqa: E402
+from netspec.datasets import DataError  # noqa: E402
 from netspec.diagnostics import has_errors  # noqa: E402
 from netspec.ir import Program  # noqa: E402
 from netspec.pipeline import compile_text  # noqa: E402
@@ -492,7 +493,7 @@ def test_every_metric_end_to_end_matches_the_saved_model(data: Path, tmp_path: P
     exp.model.eval()
     assert exp.data.test is not None
     with torch.no_grad():
-        scores = exp.model(exp.data.test.x)
+        scores = exp.model(exp.data.test.head(len(exp.data.test), exp.device))
     yn, pn = exp.data.test.y.numpy(), scores.argmax(-1).numpy()
     p, r, f = _sklearn_like(yn, pn, average)
     ranks = (-scores.numpy()).argsort(-1)[:, :2]
@@ -564,8 +565,9 @@ def test_normalize_and_standardize_apply_to_every_split(data: Path) -> None:
     rgb = experiment(text).data
     plain = experiment(text.replace("normalize([0.1, 0.2, 0.3], [0.5, 0.25, 0.125])", "")).data
     mean, std = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 0.125]).view(1, 3, 1, 1)
-    for a, b in ((plain.train, rgb.train), (plain.test, rgb.test)):
-        assert b.x.shape[1:] == (3, 8, 8) and torch.allclose(b.x, (a.x - mean) / std)
+    for a, b in ((plain.train, rgb.train), (plain.test, rgb.test)):  # image folders: streamed, normalized per batch
+        ax, bx = a.head(len(a), torch.device("cpu")), b.head(len(b), torch.device("cpu"))
+        assert bx.shape[1:] == (3, 8, 8) and torch.equal(bx, (ax - mean) / std)
     # standardize: statistics of the training split only, applied to every split
     spec = f"""
 network N {{
@@ -938,7 +940,9 @@ def test_run_directory_eval_and_predict(data: Path, tmp_path: Path, capsys: pyte
     )
     assert summary["seed"] == 3 and summary["device"] == "cpu" and summary["epochs"] == 3
     assert summary["versions"]["torch"] == torch.__version__
-    assert len(summary["data_sha256"]) == 120 and all(len(h) == 64 for h in summary["data_sha256"].values())
+    # an image folder is recorded by a digest of its file list (names and sizes)
+    assert list(summary["data_sha256"]) == [f"{data / 'grey'}/"]
+    assert all(len(h) == 64 for h in summary["data_sha256"].values())
     for name in ("curves.png", "confusion.png", "predictions.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
     for name in ("model.safetensors", "best.safetensors"):
@@ -956,7 +960,7 @@ def test_run_directory_eval_and_predict(data: Path, tmp_path: Path, capsys: pyte
     exp.model.load_state_dict(weights(out / "model.safetensors"))
     exp.model.eval()
     assert exp.data.test is not None
-    raw = (exp.data.test.x[:2] * 0.25 + 0.5) * 255  # undo normalize and the [0, 1] scaling
+    raw = (exp.data.test.head(2, exp.device) * 0.25 + 0.5) * 255  # undo normalize and the [0, 1] scaling
     pixels = raw.round().clamp(0, 255).to(torch.uint8).numpy()
     np.save(tmp_path / "first.npy", pixels[0])
     _write_png(tmp_path / "second.png", pixels[1][0])
@@ -1092,3 +1096,51 @@ def _idx_names(split: str) -> tuple[str, str]:
     from netspec.datasets import IDX_FILES
 
     return IDX_FILES[split]
+
+
+# --- image folders stream -------------------------------------------------------------------
+
+STREAMED = {
+    "transforms": "normalize(0.5, 0.25)\n    random_flip\n    random_crop(8, padding=1)",
+    "extra": "epochs 2",
+}
+
+
+def test_a_streamed_image_folder_trains_exactly_like_the_same_images_in_memory(data: Path, tmp_path: Path) -> None:
+    # the same images as PNG files (decoded batch by batch by a DataLoader) and as an npz (held as tensors)
+    folder, arrays = (image_spec(data, npz=npz, **STREAMED) for npz in (False, True))
+    assert run_mod.stream_workers() >= 1 or os.cpu_count() == 1
+    for name, text in (("folder", folder), ("npz", arrays)):
+        assert cli_run(write_spec(tmp_path, text, f"{name}.net"), "--out", str(tmp_path / name)) == 0
+    assert metrics_rows(tmp_path / "folder") == metrics_rows(tmp_path / "npz")
+    assert_same_weights(tmp_path / "folder/model.safetensors", tmp_path / "npz/model.safetensors")
+    assert (tmp_path / "folder" / "predictions.png").exists()
+
+
+def test_streaming_gives_the_same_numbers_with_any_number_of_workers(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_spec(tmp_path, image_spec(data, **STREAMED))
+    for workers in (0, 2):
+        monkeypatch.setattr(run_mod, "stream_workers", lambda workers=workers: workers)
+        assert cli_run(spec, "--set", "train.epochs=1", "--out", str(tmp_path / str(workers))) == 0
+    assert metrics_rows(tmp_path / "0") == metrics_rows(tmp_path / "2")
+
+
+def test_a_corrupt_image_met_while_streaming_is_a_data_error(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    shutil.copytree(data / "grey", tmp_path / "grey")
+    (tmp_path / "grey" / "b" / "07.png").write_bytes(b"\x89PNG broken")
+    spec = write_spec(tmp_path, image_spec(tmp_path))
+    assert cli_run(spec, "--out", str(tmp_path / "run")) == 1
+    err = capsys.readouterr().err
+    assert "07.png is not a readable image" in err
+    assert "Traceback" not in err and "worker" not in err
+
+
+def test_standardize_needs_the_whole_split_in_memory(data: Path) -> None:
+    with pytest.raises(DataError, match="streams its images from disk"):
+        quick(image_spec(data, transforms="standardize"))

@@ -142,6 +142,7 @@ class Arithmetic(Source):
 class Transform(Op):
     image_only: ClassVar[bool] = True
     augment: ClassVar[bool] = True  # applied to training batches only
+    statistics: ClassVar[bool] = False  # computed over the whole training split (not streamable)
 
     def apply(self, shape: Shape) -> Shape:
         """The sample shape after this transform; raises Problem when it does not fit."""
@@ -208,11 +209,13 @@ class Normalize(Transform):
 
 @TRANSFORMS.register
 class Standardize(Transform):
-    """Scale each feature to zero mean and unit variance, with statistics of the training split."""
+    """Scale each feature to zero mean and unit variance, with statistics of the training split
+    (sources held in memory; image folders stream, so give them normalize(mean, std))."""
 
     kind: Literal["standardize"] = "standardize"
     image_only: ClassVar[bool] = False
     augment: ClassVar[bool] = False
+    statistics: ClassVar[bool] = True
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
         from netspec.training import normalize

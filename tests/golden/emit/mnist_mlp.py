@@ -273,7 +273,7 @@ def train_epoch(model, optimizer, train, g, state):
         value = loss.item()
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
-        total, seen = total + value * len(idx), seen + len(idx)
+        total, seen = total + value * len(targets), seen + len(targets)
     return total / max(1, seen)
 
 
