@@ -283,8 +283,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def _write_atomic(path: str, text: str) -> None:
     tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror}") from None
 
 
 def cmd_emit(args: argparse.Namespace) -> int:

@@ -214,6 +214,12 @@ def test_the_cli_writes_the_script_with_overrides(tmp_path: Path, capsys: pytest
     assert emit.TARGETS == ("pytorch",)
 
 
+def test_an_unwritable_output_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "no-such-folder" / "lenet.py"
+    assert cli.main(["emit", str(ROOT / "specs" / "mnist.net"), "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"netspec: error: cannot write {out}: No such file or directory\n"
+
+
 def test_a_spec_without_training_cannot_be_emitted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "net.net"
     spec.write_text("network N {\n    input [2]\n    dense(1)\n}\n")

@@ -119,7 +119,11 @@ def read_idx(root, name, files):
             except OSError as e:
                 print(f"  {e}", file=sys.stderr)
         else:
-            raise SystemExit(f"error: {path} is missing (see --data-dir)")
+            raise SystemExit(
+                f"error: {path} is missing and could not be downloaded: put the files "
+                f"{', '.join(SHA256)} in {path.parent}, or give --data-dir a folder "
+                f"that holds {DATA_FOLDER}/"
+            )
     data = path.read_bytes()
     digest = files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
     if digest != SHA256[name]:
