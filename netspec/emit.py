@@ -497,8 +497,9 @@ def _clean(line: str) -> str:
     return re.sub(r"\s+# type: ignore(\[[^\]]*\])?$", "", line)
 
 
-def copied(module: str, wanted: set[str]) -> list[_Definition]:
-    """The definitions `wanted` and those they use, from netspec/<module>.py, in file order."""
+def copied(module: str, wanted: set[str], provided: frozenset[str] = frozenset()) -> list[_Definition]:
+    """The definitions `wanted` and those they use, from netspec/<module>.py, in file order;
+    except those `provided` by the templates."""
     defs = _definitions(module)
     missing = wanted - set(defs)
     if missing:
@@ -508,7 +509,7 @@ def copied(module: str, wanted: set[str]) -> list[_Definition]:
         name = todo.pop()
         if name not in keep:
             keep.add(name)
-            todo += [n for n in defs[name].uses if n in defs and n not in keep]
+            todo += [n for n in defs[name].uses if n in defs and n not in keep | provided]
     return [d for name, d in defs.items() if name in keep]
 
 
@@ -526,7 +527,9 @@ SCRIPT_NAMES = frozenset(
         "read_csv", "hold_out", "to_tensor", "prepare_data", "State", "train_epoch", "evaluate", "epoch_row",
         "save_checkpoint", "load_checkpoint", "save_weights", "write_metrics", "write_json", "pick_device",
         "parse_args", "main", "IMAGE_SUFFIXES", "read_image", "addition_pairs", "autocast_dtype",
-        "RUN_LENGTH_KEYS", "end_of_epoch", "check_finite",
+        "RUN_LENGTH_KEYS", "end_of_epoch", "check_finite", "Meter", "ImageFiles", "ImageError", "collate",
+        "batches", "DataLoader", "Dataset", "SIZE", "TARGET", "DELIMITER", "X_NAME", "Y_NAME", "SEQ_LEN",
+        "SAMPLES", "LOW", "HIGH", "RECORD", "TEST_FILE", "TRAIN_FILES", "fetch_cifar", "is_number", "zipfile",
     }
 )  # fmt: skip
 
@@ -573,8 +576,8 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
     transforms = _transforms(dataset)
     metrics = {m.kind: m.arg() for m in train.metrics}
     metric_funcs = [(name, f"_{name}") for name in metrics]
-    helpers = {"Meter"} | {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs}
-    copied_training = copied("training", helpers)
+    helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs}
+    copied_training = copied("training", helpers, provided=frozenset({"Meter"}))  # the template's Meter is trimmed
     copied_modules = copied("modules", used_modules)
     uses = set().union(*(d.uses for d in copied_training + copied_modules))
 
@@ -607,6 +610,9 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
         "metric_args": metrics,
         "metric_funcs": metric_funcs,
         "meter": _meter(train, net),
+        "meter_classes": train.loss.target != "value",
+        "meter_top_k": "top_k" in metrics,
+        "binary_threshold": _binary_threshold(train.loss),
         "transforms": transforms,
         "eval_transforms": [t for t in transforms if t["batch"] and t["kind"] in ("random_crop", *STATS)],
         "once_transforms": [t for t in transforms if t["once"]],
@@ -655,17 +661,20 @@ STATS = ("normalize", "standardize")  # transforms whose statistics the script k
 
 
 def _meter(train: ir.Train, net: ir.Network) -> Call:
-    """The Meter of netspec.run.evaluate, with only the arguments that differ from its defaults."""
+    """The Meter of netspec.run.evaluate: the number of classes and the k of top_k, if any."""
     loss = train.loss
-    classes = 0 if loss.target == "value" else 2 if loss.target == "binary" else net.output_shape[-1]
+    if loss.target == "value":
+        return Call("Meter", [])
+    classes = 2 if loss.target == "binary" else net.output_shape[-1]
     top_k = tuple(m.arg() for m in train.metrics if m.kind == "top_k")
-    threshold = None if loss.target != "binary" else (0.5 if loss.kind == "bce" else 0.0)
-    args = [classes, top_k, threshold]
-    while args and args[-1] in (None, ()):
-        args.pop()
-    if args == [0]:
-        args = []
-    return Call("Meter", [Value(a) for a in args])
+    return Call("Meter", [Value(classes)] + ([Value(top_k)] if top_k else []))
+
+
+def _binary_threshold(loss: Any) -> float | None:
+    """Where one binary output divides the classes (netspec.run.binary_threshold)."""
+    if loss.target != "binary":
+        return None
+    return 0.5 if loss.kind == "bce" else 0.0
 
 
 def _criterion(loss: Any) -> Call:

@@ -190,6 +190,58 @@ def test_golden_scripts_pass_ruff_and_compile() -> None:
     assert_ruff_clean(*scripts)
 
 
+def top_level_names(text: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.Try):
+            names |= top_level_names(ast.unparse(node.body))
+    return names
+
+
+def test_every_name_a_template_defines_is_reserved_from_class_names(data_scripts: list[Path]) -> None:
+    # a network called like one of these would be renamed: the script's own names must all be listed
+    copied = {d for m in ("training", "modules") for d in emit._definitions(m)}
+    for path in sorted(GOLDEN.glob("*.py")) + data_scripts:
+        text = path.read_text(encoding="utf-8")
+        models = {
+            n.name
+            for n in ast.parse(text).body
+            if isinstance(n, ast.ClassDef) and n.bases and "nn." in ast.unparse(n.bases[0])
+        }
+        unlisted = top_level_names(text) - emit.SCRIPT_NAMES - copied - models
+        assert not unlisted, (path.name, unlisted)
+
+
+@pytest.fixture
+def data_scripts(tmp_path: Path) -> list[Path]:
+    """Scripts for every source and every transform (the model and the data need not fit: only rendered)."""
+    from netspec.registry import SOURCES as REGISTRY
+
+    base = program_of(ADDER + "dataset d {\n    source arithmetic\n}\n\n" + TRAIN_ADDER)
+    assert base.dataset is not None
+    transforms = program_of(
+        ADDER.replace("[2]", "[1, 4, 4]").replace("dense(1)", "flatten\n    dense(1)")
+        + 'dataset d {\n    source npz("a.npz")\n    normalize(0.5, 0.5)\n    random_flip\n'
+        + "    random_crop(4, padding=1)\n    random_shift(1)\n    random_rotation(5)\n}\n\n"
+        + TRAIN_ADDER
+    )
+    out = []
+    for name, params in SOURCES.items():
+        source = REGISTRY.entries[params["kind"]](**{k: v for k, v in params.items() if k != "kind"})
+        for extra in (base, transforms):
+            dataset = extra.dataset.model_copy(update={"source": source})  # type: ignore[union-attr]
+            path = tmp_path / f"{name}_{len(out)}.py"
+            path.write_text(emit.emit(base.model_copy(update={"dataset": dataset}), spec=name), encoding="utf-8")
+            out.append(path)
+    return out
+
+
 def test_only_what_the_spec_uses_is_emitted() -> None:
     mlp = (GOLDEN / "mnist_mlp.py").read_text()
     resnet = (GOLDEN / "resnet_cifar.py").read_text()

@@ -193,59 +193,31 @@ def prepare_data(root, seed, device):
 
 
 class Meter:
-    """Accumulates a loss and the statistics that metrics are computed from, batch by batch."""
+    """Accumulates the loss and a confusion matrix, batch by batch,
+    for the metrics."""
 
-    def __init__(
-        self,
-        classes: int = 0,
-        top_k: tuple[int, ...] = (),
-        threshold: float | None = None,
-    ) -> None:
-        # one binary output: 0.5 for probabilities, 0 for logits; None: guess
-        self.threshold = threshold
+    def __init__(self, classes):
         self.count = 0
         self.loss_sum = 0.0
-        self.confusion: torch.Tensor | None = None
-        if classes:
-            self.confusion = torch.zeros(classes, classes, dtype=torch.long)
-        self.top_k = {k: 0 for k in top_k}
-        self.abs_err = 0.0
-        self.sq_err = 0.0
+        self.confusion = torch.zeros(classes, classes, dtype=torch.long)
 
-    def update(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+    def update(self, loss, out, y):
         n = y.shape[0]
         self.count += n
         self.loss_sum += loss.item() * n
-        if self.confusion is not None:
-            self._classes(out.detach(), y)
-        else:
-            err = out.detach().float() - y.float()
-            self.abs_err += err.abs().sum().item() / max(1, err[0].numel())
-            self.sq_err += err.pow(2).sum().item() / max(1, err[0].numel())
-
-    def _classes(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        assert self.confusion is not None
-        classes = self.confusion.shape[0]
-        # one binary output: a probability or a logit
-        if out.shape[-1] == 1 and classes == 2:
-            threshold = self.threshold
-            if threshold is None:
-                threshold = 0.0 if out.min() < 0 or out.max() > 1 else 0.5
-            out = torch.cat([threshold - out, out - threshold], -1)
+        out = out.detach()
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
+        classes = self.confusion.shape[0]
         pred = out.argmax(-1)
         counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
         self.confusion += counts.view(classes, classes)
-        for k in self.top_k:
-            hits = (out.topk(k, -1).indices == y[:, None]).any(-1)
-            self.top_k[k] += int(hits.sum().item())
 
     @property
-    def loss(self) -> float:
+    def loss(self):
         return self.loss_sum / max(1, self.count)
 
-    def metrics(self, wanted: dict[str, object]) -> dict[str, float]:
-        """Metric name -> value; `wanted` maps each name to its argument (k, or the averaging)."""
+    def metrics(self, wanted):
+        """Metric name -> value; `wanted` maps each name to its argument."""
         return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
 
 
