@@ -184,7 +184,7 @@ def batches(
     loader = torch.utils.data.DataLoader(
         _Images(split.x),
         batch_sampler=[idx.tolist() for idx in slices],
-        num_workers=stream_workers(),
+        num_workers=stream_workers(device),
         collate_fn=_collate,
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # workers' seeds must not come from (and advance) the global generator
@@ -198,9 +198,11 @@ def batches(
         yield x, split.y[idx.to(split.y.device)]
 
 
-def stream_workers() -> int:
-    """Decoding processes: the cores the training loop does not need, up to 4."""
-    return min(4, max(0, (os.cpu_count() or 1) - 1))
+def stream_workers(device: torch.device) -> int:
+    """Decoding processes, up to 4, one core left to the training loop. Training on a CPU
+    with two cores or fewer, a worker would take a core from the model: decode in-process."""
+    cores = os.cpu_count() or 1
+    return 0 if device.type == "cpu" and cores <= 2 else min(4, cores - 1)
 
 
 class _Images(torch.utils.data.Dataset[tuple[Any, Any]]):

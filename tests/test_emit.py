@@ -665,6 +665,24 @@ def test_a_corrupt_image_met_while_streaming_stops_the_script_cleanly(data: Path
     assert "03.png is not a readable image" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.torch
+def test_the_scripts_streamed_batches_are_the_same_with_any_number_of_workers(data: Path, tmp_path: Path) -> None:
+    import torch
+
+    script = data / "workers.py"
+    script.write_text(emit.emit(load_text(feature_spec("folder_crop")), spec="workers"), encoding="utf-8")
+    module = import_script(script)
+    splits, _, _ = module.prepare_data(data, 5, torch.device("cpu"))
+    order = torch.randperm(len(splits["train"][0]), generator=torch.Generator().manual_seed(1))
+    seen = []
+    for workers in (0, 2):
+        module.workers = lambda device, workers=workers: workers
+        seen.append(list(module.batches(splits["train"], order, 7)))
+    assert len(seen[0]) == len(seen[1]) == math.ceil(len(order) / 7)
+    for (x0, y0), (x2, y2) in zip(*seen):
+        assert torch.equal(x0, x2) and torch.equal(y0, y2)
+
+
 def test_whole_split_statistics_cannot_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "s.net"
     spec.write_text(feature_spec("folder_crop").replace("normalize(0.5, 0.25)", "standardize"))
