@@ -452,7 +452,7 @@ def _print_result(summary: dict[str, Any], out: Path | None, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(summary, indent=2))
         return
-    test = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"].items())
+    test = ", ".join(f"{k} {v:.4g}" for k, v in summary["test"].items())
     where = f" -> {out}" if out else ""
     print(f"test: {test or 'no test split'} ({summary['epochs']} epochs, {summary['wall_seconds']:.1f}s){where}")
 
@@ -471,7 +471,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"test": metrics}, indent=2))
     else:
-        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
 

@@ -384,7 +384,7 @@ def main():
         save_checkpoint(out, model, optimizer, g, state)
 
     test = evaluate(model, splits["test"])
-    print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
     summary = {
         "spec": SPEC,
         "test": test,
