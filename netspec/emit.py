@@ -561,72 +561,88 @@ def _call(func: str, *args: str | None) -> Call:
 
 
 def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
+    """Everything the templates see: validated IR values and what is derived from them."""
     train, dataset = program.train, program.dataset
     assert train is not None and dataset is not None
     net = program.network(train.model)
     assert net is not None
-    source = dataset.source
+    models = _model_context(program, net.name)
+    data = _data_context(dataset)
+    training = _training_context(train, net, data["augments"])
+    copies = _copied_context(data["transforms"], training["metric_funcs"], models.pop("used_modules"))
+    return {"netspec_version": __version__, "spec": spec, "script": script, **models, **data, **training, **copies}
 
+
+def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
+    """A class per network and per reused block, and the netspec modules they call."""
     classes = _Classes(set(SCRIPT_NAMES) | set(NETSPEC_MODULES) | set(dir(builtins)) | set(keyword.kwlist))
     trees = [Call("nn.Sequential", [_step_call(s) for s in n.steps]) for n in program.networks]
     classes.add_blocks(trees)
     model_classes = {n.name: classes.add_network(n, tree) for n, tree in zip(program.networks, trees)}
     calls = [c for cls in classes.classes for call in cls.body for c in call.calls()]
-    used_modules = {c.func for c in calls if c.func in NETSPEC_MODULES}
+    return {
+        "model_class": model_classes[model].name,
+        "classes": classes.classes,
+        "used_modules": {c.func for c in calls if c.func in NETSPEC_MODULES},
+    }
 
+
+def _data_context(dataset: ir.Dataset) -> dict[str, Any]:
+    source = dataset.source
     transforms = _transforms(dataset)
-    metrics = {m.kind: m.arg() for m in train.metrics}
-    metric_funcs = [(name, f"_{name}") for name in metrics]
-    helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs}
-    copied_training = copied("training", helpers, provided=frozenset({"Meter"}))  # the template's Meter is trimmed
-    copied_modules = copied("modules", used_modules)
-    uses = set().union(*(d.uses for d in copied_training + copied_modules))
+    has_test = SOURCE_HAS_TEST.get(source.kind, False)
+    return {
+        "dataset": dataset,
+        "source": source,
+        "has_test": has_test,
+        "hold_out": bool(dataset.validation) or not has_test,
+        "transforms": transforms,
+        "eval_transforms": [t for t in transforms if t["batch"] and t["kind"] in ("random_crop", *STATS)],
+        "once_transforms": [t for t in transforms if t["once"]],
+        "stream": _streamed(dataset),
+        "augments": any(t["batch"] for t in transforms),
+        "batch_preprocessing": any(t["batch"] and not t["op"].augment for t in transforms),
+        "data_settings": _data_settings(source),
+        "idx": _idx(source.kind),
+        "cifar": _cifar() if source.kind == "cifar10" else None,
+    }
 
-    schedule, precision = train.schedule, train.precision
-    augments = any(t["batch"] for t in transforms)
+
+def _training_context(train: ir.Train, net: ir.Network, augments: bool) -> dict[str, Any]:
+    metrics = {m.kind: m.arg() for m in train.metrics}
+    loss = train.loss
+    return {
+        "train": train,
+        "metric_args": metrics,
+        "metric_funcs": [(name, f"_{name}") for name in metrics],
+        "meter": _meter(train, net),
+        "meter_classes": loss.target != "value",
+        "meter_top_k": "top_k" in metrics,
+        "binary_threshold": _binary_threshold(loss),
+        "loss": loss,
+        "loss_wrapper": loss.target == "binary" or (loss.target == "class" and len(net.output_shape) > 1),
+        "criterion": _criterion(loss),
+        "optimizer_call": _optimizer(train),
+        "schedule": train.schedule,
+        "scheduler_call": _scheduler(train),
+        "precision": train.precision,
+        "early_stopping": train.early_stopping,
+        "stop_mode": _stop_mode(train),
+        **_call_context(train, augments),
+    }
+
+
+def _call_context(train: ir.Train, augments: bool) -> dict[str, Any]:
+    """The training loop's and the checkpoints' signatures: only the arguments the spec needs."""
     trained = "compiled" if train.compile else "model"
-    scheduler = "scheduler" if schedule else None
-    amp = ("amp", "scaler") if precision != "fp32" else (None, None)
+    scheduler = "scheduler" if train.schedule else None
+    amp = ("amp", "scaler") if train.precision != "fp32" else (None, None)
     steps = "steps" if train.steps else None
     train_args = ("model", "optimizer", scheduler, "train", "g", "state", "augment" if augments else None, steps, *amp)
     checkpoint_args = ("out", "model", "optimizer", scheduler, "g", "state")
     train_call = _call("train_epoch", *train_args)
     train_call.args[0] = Param(trained)
     return {
-        "netspec_version": __version__,
-        "spec": spec,
-        "script": script,
-        "dataset": dataset,
-        "train": train,
-        "source": source,
-        "has_test": SOURCE_HAS_TEST.get(source.kind, False),
-        "hold_out": bool(dataset.validation) or not SOURCE_HAS_TEST.get(source.kind, False),
-        "model_class": model_classes[net.name].name,
-        "classes": classes.classes,
-        "modules_source": [Markup(d.source) for d in copied_modules],
-        "data_helpers": [Markup(d.source) for d in copied_training if d.name in DATA_HELPERS],
-        "metric_helpers": [Markup(d.source) for d in copied_training if d.name not in DATA_HELPERS],
-        "uses_F": "F" in uses,
-        "uses_math": "math" in uses,
-        "metric_args": metrics,
-        "metric_funcs": metric_funcs,
-        "meter": _meter(train, net),
-        "meter_classes": train.loss.target != "value",
-        "meter_top_k": "top_k" in metrics,
-        "binary_threshold": _binary_threshold(train.loss),
-        "transforms": transforms,
-        "eval_transforms": [t for t in transforms if t["batch"] and t["kind"] in ("random_crop", *STATS)],
-        "once_transforms": [t for t in transforms if t["once"]],
-        "stream": _streamed(dataset),
-        "augments": augments,
-        "batch_preprocessing": any(t["batch"] and not t["op"].augment for t in transforms),
-        "loss": train.loss,
-        "loss_wrapper": train.loss.target == "binary" or (train.loss.target == "class" and len(net.output_shape) > 1),
-        "criterion": _criterion(train.loss),
-        "optimizer_call": _optimizer(train),
-        "schedule": schedule,
-        "scheduler_call": _scheduler(train),
-        "precision": precision,
         "trained": trained,
         "train_params": _params(*train_args),
         "train_call": train_call,
@@ -634,11 +650,23 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
         "save_call": _call("save_checkpoint", *checkpoint_args),
         "load_params": _params(*checkpoint_args[:-1]),
         "load_call": _call("load_checkpoint", *checkpoint_args[:-1]),
-        "early_stopping": train.early_stopping,
-        "stop_mode": _stop_mode(train),
-        "data_settings": _data_settings(source),
-        "idx": _idx(source.kind),
-        "cifar": _cifar() if source.kind == "cifar10" else None,
+    }
+
+
+def _copied_context(
+    transforms: list[dict[str, Any]], metric_funcs: list[tuple[str, str]], used_modules: set[str]
+) -> dict[str, Any]:
+    """netspec's own augmentation, metric and module code that the script needs, copied."""
+    helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs}
+    copied_training = copied("training", helpers, provided=frozenset({"Meter"}))  # the template's Meter is trimmed
+    copied_modules = copied("modules", used_modules)
+    uses = set().union(*(d.uses for d in copied_training + copied_modules))
+    return {
+        "modules_source": [Markup(d.source) for d in copied_modules],
+        "data_helpers": [Markup(d.source) for d in copied_training if d.name in DATA_HELPERS],
+        "metric_helpers": [Markup(d.source) for d in copied_training if d.name not in DATA_HELPERS],
+        "uses_F": "F" in uses,
+        "uses_math": "math" in uses,
     }
 
 
