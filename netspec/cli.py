@@ -117,21 +117,24 @@ def _command(sub: Any, name: str, help_text: str, func: Callable[[argparse.Names
     return p
 
 
-def _compile_options(p: Any) -> None:
+def _spec_options(p: Any, before: str, memory_help: str = argparse.SUPPRESS) -> None:
+    """--set and --max-memory: what every command that compiles a spec accepts."""
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a value before checking: train.epochs=2, dataset.batch=128, or a constant",
+        help=f"override a value before {before}: train.epochs=2, dataset.batch=128, or a constant",
     )
     p.add_argument(
-        "--max-memory",
-        default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"),
-        metavar="SIZE",
-        help="memory estimate above which a spec is an error (default 4GiB; env NETSPEC_MAX_MEMORY)",
+        "--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE", help=memory_help
     )
+
+
+def _compile_options(p: Any) -> None:
+    memory = "memory estimate above which a spec is an error (default 4GiB; env NETSPEC_MAX_MEMORY)"
+    _spec_options(p, "checking", memory)
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
@@ -179,34 +182,14 @@ def _emit_cmd(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="a spec file (.net)")
     p.add_argument("--target", choices=("pytorch",), default="pytorch", help="what to write (default: pytorch)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the script to FILE (default: standard output)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value before emitting: train.epochs=2, dataset.batch=128, or a constant",
-    )
-    p.add_argument(
-        "--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE", help=argparse.SUPPRESS
-    )
+    _spec_options(p, "emitting")
 
 
 def _data_options(p: Any) -> None:
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value before running: train.epochs=2, dataset.batch=128, or a constant",
-    )
+    _spec_options(p, "running")
     p.add_argument("--data-dir", metavar="DIR", help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override train.device")
     p.add_argument("--no-download", action="store_true", help="never download missing data files")
-    p.add_argument(
-        "--max-memory", default=os.environ.get("NETSPEC_MAX_MEMORY", "4GiB"), metavar="SIZE", help=argparse.SUPPRESS
-    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format of the result")
 
 
