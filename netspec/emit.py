@@ -530,7 +530,7 @@ SCRIPT_NAMES = frozenset(
         "RUN_LENGTH_KEYS", "end_of_epoch", "check_finite", "Meter", "ImageFiles", "ImageError", "collate",
         "batches", "DataLoader", "Dataset", "SIZE", "TARGET", "DELIMITER", "X_NAME", "Y_NAME", "SEQ_LEN",
         "SAMPLES", "LOW", "HIGH", "RECORD", "TEST_FILE", "TRAIN_FILES", "fetch_cifar", "is_number", "zipfile",
-        "workers",
+        "workers", "write_atomic",
     }
 )  # fmt: skip
 

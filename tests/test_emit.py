@@ -434,6 +434,7 @@ def assert_same_run(netspec_dir: Path, script_dir: Path) -> None:
 
     assert metrics(netspec_dir) == metrics(script_dir)
     assert len(metrics(netspec_dir)) >= 1
+    assert not list(script_dir.glob("*.part")), "every file is written to a .part file, then renamed"
     ours, theirs = (json.loads((d / "summary.json").read_text()) for d in (netspec_dir, script_dir))
     for key in ("spec", "test", "params", "seed", "epochs", "steps", "stopped_early", "device", "data_sha256"):
         assert ours[key] == theirs[key], key

@@ -13,6 +13,7 @@ import argparse
 import csv
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -312,24 +313,33 @@ def evaluate(model, split):
     return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
 
 
+def write_atomic(path, write):
+    """write(a temporary path), then rename it to `path`: a crash or Ctrl-C never
+    leaves a half-written file."""
+    part = path.with_name(path.name + ".part")
+    write(part)
+    os.replace(part, path)
+
+
 def write_metrics(path, rows):
     """metrics.csv: a row per epoch, with every float written exactly (repr)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
-            writer.writerow(cells)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
+        writer.writerow(cells)
+    write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
 
 
 def save_weights(model, out):
     """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if save_file is not None:
-        save_file(tensors, out / "model.safetensors")
+        write_atomic(out / "model.safetensors", lambda part: save_file(tensors, part))
     else:  # torch.load(path, weights_only=True) reads it
-        torch.save(tensors, out / "model.pt")
+        write_atomic(out / "model.pt", lambda part: torch.save(tensors, part))
 
 
 def save_checkpoint(out, model, optimizer, g, state):
@@ -341,8 +351,7 @@ def save_checkpoint(out, model, optimizer, g, state):
         "torch_rng": torch.get_rng_state(),
         "state": asdict(state),
     }
-    torch.save(checkpoint, out / "checkpoint.pt.part")
-    os.replace(out / "checkpoint.pt.part", out / "checkpoint.pt")
+    write_atomic(out / "checkpoint.pt", lambda part: torch.save(checkpoint, part))
     write_metrics(out / "metrics.csv", state.rows)
     save_weights(model, out)
 
@@ -448,7 +457,8 @@ def main():
         "data_sha256": files,
     }
     save_weights(model, out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    text = json.dumps(summary, indent=2)
+    write_atomic(out / "summary.json", lambda part: part.write_text(text))
 
 
 if __name__ == "__main__":
