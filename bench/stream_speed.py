@@ -94,7 +94,7 @@ def main() -> None:
         sys.exit("set NETSPEC_DATA to a folder with mnist/ (e.g. ../shared/data)")
     import torch
 
-    from netspec.run import stream_workers
+    from netspec.training import workers as stream_workers
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -569,7 +569,7 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
     models = _model_context(program, net.name)
     data = _data_context(dataset)
     training = _training_context(train, net, data["augments"])
-    copies = _copied_context(data["transforms"], training["metric_funcs"], models.pop("used_modules"))
+    copies = _copied_context(data["transforms"], training["metric_funcs"], models.pop("used_modules"), data["stream"])
     return {"netspec_version": __version__, "spec": spec, "script": script, **models, **data, **training, **copies}
 
 
@@ -654,10 +654,11 @@ def _call_context(train: ir.Train, augments: bool) -> dict[str, Any]:
 
 
 def _copied_context(
-    transforms: list[dict[str, Any]], metric_funcs: list[tuple[str, str]], used_modules: set[str]
+    transforms: list[dict[str, Any]], metric_funcs: list[tuple[str, str]], used_modules: set[str], stream: bool
 ) -> dict[str, Any]:
-    """netspec's own augmentation, metric and module code that the script needs, copied."""
-    helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs}
+    """netspec's own augmentation, streaming, metric and module code that the script needs, copied."""
+    stream_helpers = {"workers", "collate"} if stream else set()
+    helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs} | stream_helpers
     copied_training = copied("training", helpers, provided=frozenset({"Meter"}))  # the template's Meter is trimmed
     copied_modules = copied("modules", used_modules)
     uses = set().union(*(d.uses for d in copied_training + copied_modules))
@@ -685,6 +686,7 @@ def _streamed(dataset: ir.Dataset) -> bool:
 
 DATA_HELPERS = frozenset(
     {"random_flip", "_gather_windows", "random_shift", "random_crop", "center_crop", "random_rotation", "normalize"}
+    | {"workers", "collate"}
 )
 STATS = ("normalize", "standardize")  # transforms whose statistics the script keeps as mean/std
 

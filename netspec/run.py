@@ -12,7 +12,6 @@ spec's seed: the same spec and seed give the same metrics on CPU, run after run,
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,8 +183,8 @@ def batches(
     loader = torch.utils.data.DataLoader(
         _Images(split.x),
         batch_sampler=[idx.tolist() for idx in slices],
-        num_workers=stream_workers(device),
-        collate_fn=_collate,
+        num_workers=training.workers(device),
+        collate_fn=training.collate,
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # workers' seeds must not come from (and advance) the global generator
     )
@@ -196,13 +195,6 @@ def batches(
         for fn in split.pending:
             x = fn(x)
         yield x, split.y[idx.to(split.y.device)]
-
-
-def stream_workers(device: torch.device) -> int:
-    """Decoding processes, up to 4, one core left to the training loop. Training on a CPU
-    with two cores or fewer, a worker would take a core from the model: decode in-process."""
-    cores = os.cpu_count() or 1
-    return 0 if device.type == "cpu" and cores <= 2 else min(4, cores - 1)
 
 
 class _Images(torch.utils.data.Dataset[tuple[Any, Any]]):
@@ -219,11 +211,6 @@ class _Images(torch.utils.data.Dataset[tuple[Any, Any]]):
             return torch.from_numpy(self.files.read(i)), None
         except DataError as e:  # raised here, it would reach the user wrapped in a worker's traceback
             return None, str(e)
-
-
-def _collate(items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
-    errors = [e for _, e in items if e is not None]
-    return (None, errors[0]) if errors else (torch.stack([x for x, _ in items]), None)
 
 
 # --- the experiment -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ trailing commas where a signature needs several.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,24 @@ def random_rotation(
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(x - mean) / std; mean and std broadcast over the batch."""
     return (x - mean) / std
+
+
+def workers(device: torch.device) -> int:
+    """Processes that decode streamed images: up to 4, one core left to training; none
+    when training on a CPU with two cores or fewer, where a worker takes a core from
+    the model (measured: bench/stream_speed.py)."""
+    cores = os.cpu_count() or 1
+    return 0 if device.type == "cpu" and cores <= 2 else min(4, cores - 1)
+
+
+def collate(
+    items: list[tuple[torch.Tensor | None, str | None]],
+) -> tuple[torch.Tensor | None, str | None]:
+    """A batch of (image, error) pairs: the images stacked, or the first error met."""
+    errors = [error for _, error in items if error is not None]
+    if errors:
+        return None, errors[0]
+    return torch.stack([x for x, _ in items if x is not None]), None
 
 
 class Meter:

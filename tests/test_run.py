@@ -1121,9 +1121,16 @@ def test_streaming_gives_the_same_numbers_with_any_number_of_workers(
 ) -> None:
     spec = write_spec(tmp_path, image_spec(data, **STREAMED))
     for workers in (0, 2):
-        monkeypatch.setattr(run_mod, "stream_workers", lambda device, workers=workers: workers)
+        monkeypatch.setattr(training, "workers", lambda device, workers=workers: workers)
         assert cli_run(spec, "--set", "train.epochs=1", "--out", str(tmp_path / str(workers))) == 0
     assert metrics_rows(tmp_path / "0") == metrics_rows(tmp_path / "2")
+
+
+def test_decoding_workers_leave_a_small_cpu_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for cores, on_cpu, on_gpu in ((1, 0, 0), (2, 0, 1), (3, 2, 2), (16, 4, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert (training.workers(cpu), training.workers(cuda)) == (on_cpu, on_gpu), cores
 
 
 def test_a_corrupt_image_met_while_streaming_is_a_data_error(
