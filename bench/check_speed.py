@@ -131,8 +131,8 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from netspec.parse import parse
-    from netspec.pipeline import compile_text
+    from netspec.ir.pipeline import compile_text
+    from netspec.language.parse import parse
 
     rows: list[tuple[str, str, str, str]] = []
 

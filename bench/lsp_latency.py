@@ -162,7 +162,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from check_speed import generate
 
-    from netspec.pipeline import compile_text
+    from netspec.ir.pipeline import compile_text
 
     starts = []
     for _ in range(args.starts):

@@ -61,7 +61,7 @@ def write_images(root: Path, n: int) -> None:
     """The first n MNIST training images as grey PNGs in class folders 0..9, and as images.npz."""
     from PIL import Image
 
-    from netspec.datasets import IDX_SETS, load_idx
+    from netspec.runtime.datasets import IDX_SETS, load_idx
 
     arrays = load_idx(IDX_SETS["mnist"], Path(os.environ["NETSPEC_DATA"]), download=False)
     x, y = arrays.x_train[:n], arrays.y_train[:n]
@@ -94,7 +94,7 @@ def main() -> None:
         sys.exit("set NETSPEC_DATA to a folder with mnist/ (e.g. ../shared/data)")
     import torch
 
-    from netspec.training import workers as stream_workers
+    from netspec.verbatim.training import workers as stream_workers
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -6,7 +6,7 @@ program = load("specs/mnist.net", overrides=["train.epochs=2"])
 
 __version__ = "0.1.0"
 
-from netspec.diagnostics import Diagnostic, SpecError
-from netspec.pipeline import compile_file, compile_text, load
+from netspec.ir.pipeline import compile_file, compile_text, load
+from netspec.language.diagnostics import Diagnostic, SpecError
 
 __all__ = ["Diagnostic", "SpecError", "__version__", "compile_file", "compile_text", "load"]

@@ -205,14 +205,14 @@ def parse_size(text: str) -> int:
 
 
 def _compile(args: argparse.Namespace, path: str) -> Any:
-    from netspec.check import Options
-    from netspec.pipeline import compile_file
+    from netspec.ir.check import Options
+    from netspec.ir.pipeline import compile_file
 
     return compile_file(path, args.overrides, Options(max_memory=parse_size(args.max_memory)))
 
 
 def _report(results: list[Any], fmt: str, stream: Any = None) -> None:
-    from netspec.diagnostics import render_all, to_json, use_color
+    from netspec.language.diagnostics import render_all, to_json, use_color
 
     stream = stream or sys.stdout
     diags = [d for r in results for d in r.diagnostics]
@@ -230,7 +230,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from netspec import summary
+    from netspec.tools import summary
 
     result = _compile(args, args.file)
     if result.program is None or result.diagnostics:
@@ -242,9 +242,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from netspec.diagnostics import render_all, use_color
-    from netspec.fmt import format_text
-    from netspec.parse import read_source
+    from netspec.language.diagnostics import render_all, use_color
+    from netspec.language.parse import read_source
+    from netspec.tools.fmt import format_text
 
     status = 0
     for path in args.files:
@@ -293,14 +293,14 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from netspec.ir import schema
+    from netspec.ir.nodes import schema
 
     print(json.dumps(schema(), indent=2))
     return 0
 
 
 def cmd_lsp(args: argparse.Namespace) -> int:
-    from netspec.check import Options
+    from netspec.ir.check import Options
 
     options = Options(max_memory=parse_size(args.max_memory))
     try:
@@ -312,7 +312,7 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from netspec import docs
+    from netspec.tools import docs
 
     target = args.write or args.check
     if not target:
@@ -347,7 +347,7 @@ def _load_for_run(args: argparse.Namespace) -> Any:
 
 
 def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
-    from netspec.run import Options
+    from netspec.runtime.loop import Options
 
     return Options(
         out=out,
@@ -364,7 +364,7 @@ def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
 
 
 def _data_error(args: argparse.Namespace, result: Any, error: Any) -> int:
-    from netspec.diagnostics import Diagnostic, render, use_color
+    from netspec.language.diagnostics import Diagnostic, render, use_color
 
     span = result.program.dataset.source.span
     d = Diagnostic(
@@ -378,8 +378,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = _load_for_run(args)
     if result is None:
         return 1
-    from netspec.datasets import DataError
-    from netspec.run import ResumeError, TrainingError, run
+    from netspec.runtime.datasets import DataError
+    from netspec.runtime.loop import ResumeError, TrainingError, run
 
     out = Path(args.resume or args.out or _default_run_dir(args.file))
     try:
@@ -444,8 +444,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = _load_for_run(args)
     if result is None:
         return 1
-    from netspec.datasets import DataError
-    from netspec.predict import evaluate_weights
+    from netspec.runtime.datasets import DataError
+    from netspec.runtime.predict import evaluate_weights
 
     try:
         metrics = evaluate_weights(result.program, _run_options(args, None), Path(args.weights))
@@ -462,8 +462,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = _load_for_run(args)
     if result is None:
         return 1
-    from netspec.datasets import DataError
-    from netspec.predict import predict
+    from netspec.runtime.datasets import DataError
+    from netspec.runtime.predict import predict
 
     try:
         rows = predict(result.program, _run_options(args, None), Path(args.weights), args.inputs)

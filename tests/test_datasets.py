@@ -1,4 +1,4 @@
-"""netspec.datasets on small generated files (torch-free), and on the real data when NETSPEC_DATA is set."""
+"""netspec.runtime.datasets on small generated files (torch-free), and on the real data when NETSPEC_DATA is set."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from netspec import datasets as ds
-from netspec.datasets import Arrays, DataError, load
-from netspec.registry.data import Arithmetic, Cifar10, Csv, FashionMnist, ImageFolder, Mnist, Npz, Text
+from netspec.registry.sources import Arithmetic, Cifar10, Csv, FashionMnist, ImageFolder, Mnist, Npz, Text
+from netspec.runtime import datasets as ds
+from netspec.runtime.datasets import Arrays, DataError, load
 
 MNIST = ds.IDX_SETS["mnist"]
 
@@ -98,13 +98,13 @@ def test_unknown_source_kind_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_every_registered_source_has_a_loader() -> None:
-    from netspec.registry.data import SOURCES
+    from netspec.registry.sources import SOURCES
 
     assert set(SOURCES.names()) <= set(ds.LOADERS)
 
 
 def test_importing_datasets_does_not_import_torch() -> None:
-    code = "import sys, netspec.datasets; assert 'torch' not in sys.modules and 'PIL' not in sys.modules"
+    code = "import sys, netspec.runtime.datasets; assert 'torch' not in sys.modules and 'PIL' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -4,7 +4,7 @@ The contract: for every spec in specs/ (and a few more that use the features tho
 the emitted script, run where netspec cannot be imported, writes the same metrics.csv (the
 `seconds` column aside), the same test metrics and the same weights as `netspec run` on
 the CPU with the same seed. Besides: the model classes build the very modules (init order,
-state-dict keys) that netspec.build builds; every data source reads the arrays
+state-dict keys) that netspec.runtime.build builds; every data source reads the arrays
 netspec/datasets.py reads; hostile strings in a spec stay data; the scripts pass ruff with
 its default settings; and tests/golden/emit/ holds each spec's script (`make golden`, or
 UPDATE_GOLDEN=1, rewrites them after an intended change).
@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 from netspec import cli, emit
-from netspec.diagnostics import has_errors
-from netspec.ir import Program
-from netspec.pipeline import compile_text, load
+from netspec.ir.nodes import Program
+from netspec.ir.pipeline import compile_text, load
+from netspec.language.diagnostics import has_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -380,7 +380,7 @@ def test_hostile_strings_stay_data(tmp_path: Path) -> None:
 
 @pytest.mark.torch
 def test_a_hostile_path_that_is_missing_is_a_clean_error(tmp_path: Path) -> None:
-    from netspec.datasets import DataError
+    from netspec.runtime.datasets import DataError
 
     program = program_of(EVIL_SPEC)
     script = evil_script(program, tmp_path / "work")
@@ -409,7 +409,7 @@ def run_script(script: Path, *args: str, cwd: Path | None = None, blocked: tuple
 def run_netspec(program: Program, out: Path, data_dir: Path | str, spec_dir: Path, name: str) -> dict[str, Any]:
     """`netspec run`, in-process and single-threaded like the scripts."""
     torch = pytest.importorskip("torch")
-    from netspec.run import Options, run
+    from netspec.runtime.loop import Options, run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -780,8 +780,8 @@ TRAIN_ADDER = "train {\n    model Adder\n    loss mse\n    optimizer sgd\n    ep
 @pytest.mark.torch
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_sources_read_the_arrays_netspec_reads(name: str, data: Path) -> None:
-    from netspec.datasets import load as load_source
     from netspec.registry import SOURCES as REGISTRY
+    from netspec.runtime.datasets import load as load_source
 
     base = program_of(ADDER + "dataset d {\n    source arithmetic\n}\n\n" + TRAIN_ADDER)
     params = {k: v for k, v in SOURCES[name].items() if k != "kind"}
@@ -814,7 +814,7 @@ def test_sources_read_the_arrays_netspec_reads(name: str, data: Path) -> None:
 @pytest.mark.skipif(not DATA, reason="needs NETSPEC_DATA")
 @pytest.mark.parametrize("name", ["mnist", "fashion"])
 def test_idx_sources_read_the_arrays_netspec_reads(name: str) -> None:
-    from netspec.datasets import load as load_source
+    from netspec.runtime.datasets import load as load_source
 
     program = load(str(ROOT / "specs" / f"{name}.net"))
     module = import_script_text(emit.emit(program, spec=name), name)
@@ -852,7 +852,7 @@ def test_a_corrupt_idx_file_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1 and "not the original file" in result.stderr and "Traceback" not in result.stderr
 
 
-# --- the model classes build netspec.build's modules ---------------------------------------------
+# --- the model classes build netspec.runtime.build's modules ---------------------------------------------
 
 MODELS = """
 let width = 6
@@ -941,7 +941,7 @@ def test_model_classes_build_the_modules_netspec_builds(tmp_path: Path) -> None:
     import torch
     from torch import nn
 
-    from netspec.build import build_network
+    from netspec.runtime.build import build_network
 
     program = program_of(MODELS)
     script = tmp_path / "models.py"

@@ -20,16 +20,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as hs
 
-from netspec import syntax as st
 from netspec.cli import main
-from netspec.diagnostics import Diagnostic, render_all, to_json
-from netspec.fmt import format_text
-from netspec.parse import KEYWORDS, parse
-from netspec.pipeline import Result, compile_text
+from netspec.ir.pipeline import Result, compile_text
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, render_all, to_json
+from netspec.language.parse import KEYWORDS, parse
+from netspec.language.span import Span
 from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SOURCES, TRANSFORMS
 from netspec.registry.base import format_value
-from netspec.span import Span
-from netspec.summary import summary_json, summary_text
+from netspec.tools.fmt import format_text
+from netspec.tools.summary import summary_json, summary_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))

@@ -114,7 +114,7 @@ def test_every_golden_output_has_its_spec() -> None:
 
 
 def test_golden_specs_cover_many_kinds_of_diagnostics() -> None:
-    from netspec.pipeline import compile_file
+    from netspec.ir.pipeline import compile_file
 
     diags = [d for case in CASES for d in compile_file(str(case)).diagnostics]
     codes = {d.code for d in diags}

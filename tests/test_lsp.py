@@ -29,10 +29,10 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 
 from netspec import lsp as L  # noqa: E402
 from netspec.cli import main  # noqa: E402
-from netspec.fmt import format_text  # noqa: E402
-from netspec.parse import KEYWORDS  # noqa: E402
-from netspec.pipeline import compile_text  # noqa: E402
+from netspec.ir.pipeline import compile_text  # noqa: E402
+from netspec.language.parse import KEYWORDS  # noqa: E402
 from netspec.registry import ACTIVATIONS, LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS  # noqa: E402
+from netspec.tools.fmt import format_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -702,7 +702,7 @@ def test_features_never_raise_on_any_prefix_of_the_specs() -> None:
 
 
 def test_chunked_parse_gives_the_whole_parse(monkeypatch: pytest.MonkeyPatch) -> None:
-    from netspec import parse as parse_module
+    from netspec.language import parse as parse_module
 
     parse = parse_module.parse
     chunked = L.ChunkedParse(parse, size=64)

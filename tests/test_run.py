@@ -1,6 +1,6 @@
 """`netspec run`, `eval` and `predict` end to end, on tiny generated data (and real MNIST when NETSPEC_DATA is set).
 
-Every loss, optimizer, schedule, metric and transform runs through `netspec.run.run`; metric
+Every loss, optimizer, schedule, metric and transform runs through `netspec.runtime.loop.run`; metric
 values are checked against numpy; reruns, resumes and interrupted runs are compared exactly
 (the `seconds` column aside); the run directory and the command line contracts are checked.
 """
@@ -20,13 +20,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from netspec import cli, training  # noqa: E402
-from netspec import run as run_mod  # noqa: E402
-from netspec.datasets import DataError  # noqa: E402
-from netspec.diagnostics import has_errors  # noqa: E402
-from netspec.ir import Program  # noqa: E402
-from netspec.pipeline import compile_text  # noqa: E402
-from netspec.run import Options, build, evaluate, prepare_data, run  # noqa: E402
+from netspec import cli  # noqa: E402
+from netspec.ir.nodes import Program  # noqa: E402
+from netspec.ir.pipeline import compile_text  # noqa: E402
+from netspec.language.diagnostics import has_errors  # noqa: E402
+from netspec.runtime import loop as run_mod  # noqa: E402
+from netspec.runtime.datasets import DataError  # noqa: E402
+from netspec.runtime.loop import Options, build, evaluate, prepare_data, run  # noqa: E402
+from netspec.verbatim import training  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -234,7 +235,7 @@ def all_finite(values: dict[str, Any]) -> bool:
 def experiment(text: str, *overrides: str) -> Any:
     program = program_of(text, *overrides)
     assert program.dataset is not None and program.train is not None
-    from netspec.datasets import load, resolve_root
+    from netspec.runtime.datasets import load, resolve_root
 
     device = torch.device("cpu")
     arrays = load(program.dataset.source, resolve_root(None), None, program.train.seed)
@@ -882,7 +883,7 @@ def test_ctrl_c_while_a_checkpoint_is_written_keeps_it_whole(
     epoch, and the resumed run matches the uninterrupted one."""
     import signal
 
-    from netspec import artifacts
+    from netspec.runtime import rundir as artifacts
 
     spec = write_spec(tmp_path, image_spec(data, **CTRL_C_SPEC))
     full, cut = tmp_path / "full", tmp_path / "cut"
@@ -1093,7 +1094,7 @@ def test_real_mnist_mlp_one_epoch_on_5000_images(tmp_path: Path, capsys: pytest.
 
 
 def _idx_names(split: str) -> tuple[str, str]:
-    from netspec.datasets import IDX_FILES
+    from netspec.runtime.datasets import IDX_FILES
 
     return IDX_FILES[split]
 

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from torch import nn  # noqa: E402
 
-from netspec import ir  # noqa: E402
-from netspec.build import build_layer, build_network, instantiate  # noqa: E402
-from netspec.pipeline import load  # noqa: E402
+from netspec.ir import nodes as ir  # noqa: E402
+from netspec.ir.pipeline import load  # noqa: E402
+from netspec.language.span import Shape  # noqa: E402
 from netspec.registry import LAYERS, Layer, Problem, TorchModule  # noqa: E402
 from netspec.registry.layers import AvgPool, MaxPool, Reshape  # noqa: E402
-from netspec.span import Shape  # noqa: E402
+from netspec.runtime.build import build_layer, build_network, instantiate  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -447,7 +447,7 @@ def test_instantiate_resolves_names_without_evaluating_them() -> None:
 
 
 def test_residual_adds_its_input() -> None:
-    from netspec.modules import Residual
+    from netspec.verbatim.modules import Residual
 
     block = Residual(nn.Identity())
     x = torch.randn(BATCH, 3)

@@ -9,8 +9,8 @@ import pytest
 
 from netspec import compile_file, compile_text, load
 from netspec.cli import main
-from netspec.ir import Program
-from netspec.summary import summary_json
+from netspec.ir.nodes import Program
+from netspec.tools.summary import summary_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -166,7 +166,7 @@ def test_warning_for_softmax_before_cross_entropy() -> None:
 
 
 def test_memory_guard_is_configurable() -> None:
-    from netspec.check import Options
+    from netspec.ir.check import Options
 
     text = (ROOT / "specs/mnist.net").read_text()
     assert compile_text(text, options=Options(max_memory=1 << 30)).ok
@@ -230,15 +230,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_language_reference_is_fresh() -> None:
-    from netspec.docs import update
+    from netspec.tools.docs import update
 
     text = (ROOT / "docs/language.md").read_text()
     assert update(text) == text, "docs/language.md is stale: run `make docs`"
 
 
 def test_reference_covers_every_registry_entry() -> None:
-    from netspec.docs import reference
     from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+    from netspec.tools.docs import reference
 
     text = reference()
     for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS):

@@ -1,9 +1,22 @@
-"""The registries: the single description of every name the language knows."""
+"""The registries: the single description of every name the language knows.
 
+One module per family. Importing this package registers every entry, in the order the
+language reference lists them.
+"""
+
+# isort: off  (registration order is the order of the language reference)
+from netspec.registry.activations import ACTIVATIONS
 from netspec.registry.base import Op, Problem, Registry
-from netspec.registry.data import SOURCES, TRANSFORMS, Source, Transform
-from netspec.registry.layers import ACTIVATIONS, LAYERS, Layer, TorchModule
-from netspec.registry.training import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, EarlyStopping, Loss, Metric
+from netspec.registry.layers import LAYERS, Layer, TorchModule
+
+# isort: on
+from netspec.registry.losses import LOSSES, Loss
+from netspec.registry.metrics import METRICS, EarlyStopping, Metric
+from netspec.registry.optimizers import OPTIMIZERS, Optimizer
+from netspec.registry.schedules import SCHEDULES, Schedule
+from netspec.registry.sequence import Embedding
+from netspec.registry.sources import SOURCES, Source, Task
+from netspec.registry.transforms import TRANSFORMS, Transform
 
 __all__ = [
     "ACTIVATIONS",
@@ -15,13 +28,17 @@ __all__ = [
     "SOURCES",
     "TRANSFORMS",
     "EarlyStopping",
+    "Embedding",
     "Layer",
     "Loss",
     "Metric",
     "Op",
+    "Optimizer",
     "Problem",
     "Registry",
+    "Schedule",
     "Source",
+    "Task",
     "TorchModule",
     "Transform",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, Ty
 
 from pydantic import Field
 
-from netspec.span import Node, Shape, Span
+from netspec.language.span import Node, Shape, Span
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -118,6 +118,11 @@ def changed(op: Op, **ignore: Any) -> dict[str, Any]:
         if name != "lr" and (f.is_required() or value != f.default):
             out[name] = value
     return out
+
+
+def torch_changed(op: Op, **torch_defaults: Any) -> dict[str, Any]:
+    """The settings whose values differ from the torch constructor's defaults given."""
+    return {k: getattr(op, k) for k, v in torch_defaults.items() if getattr(op, k) != v}
 
 
 def format_value(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Layers and activations: parameters, shape rule, parameter count, torch construction.
+"""Layers: parameters, shape rule, parameter count, torch construction.
 
 Shapes are per sample (the batch dimension excluded). Each class is the one place its
 layer is described; the checker, runtime, emitter, summary, docs and LSP read it.
@@ -7,15 +7,14 @@ layer is described; the checker, runtime, emitter, summary, docs and LSP read it
 from __future__ import annotations
 
 import math
-import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from pydantic import Field
 
+from netspec.language.span import Shape
 from netspec.registry.base import (
     Fraction,
-    NonNegFloat,
     NonNegInt,
     Op,
     Pair,
@@ -25,15 +24,15 @@ from netspec.registry.base import (
     Registry,
     fmt_shape,
     numel,
+    torch_changed,
 )
-from netspec.span import Shape
 
 
 @dataclass(frozen=True)
 class TorchModule:
     """How to construct one torch module: `nn.Conv2d(1, 20, kernel_size=5)`.
 
-    `name` is `nn.<Class>` for torch.nn, or a class from `netspec.modules`.
+    `name` is `nn.<Class>` for torch.nn, or a class from `netspec.verbatim.modules`.
     The runtime instantiates it; the emitter prints it. One description, two backends.
     """
 
@@ -434,11 +433,9 @@ class BatchNorm(Layer):
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         dims = max(len(shape) - 1, 1)
-        return [TorchModule(f"nn.BatchNorm{dims}d", (shape[0],), _changed(self, eps=1e-5, momentum=0.1, affine=True))]
-
-
-def _changed(op: Op, **defaults: Any) -> dict[str, Any]:
-    return {k: getattr(op, k) for k, v in defaults.items() if getattr(op, k) != v}
+        return [
+            TorchModule(f"nn.BatchNorm{dims}d", (shape[0],), torch_changed(self, eps=1e-5, momentum=0.1, affine=True))
+        ]
 
 
 @LAYERS.register
@@ -453,165 +450,10 @@ class LayerNorm(Layer):
         return 2 * shape[-1] if self.affine else 0
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        kwargs = _changed(self, eps=1e-5)
+        kwargs = torch_changed(self, eps=1e-5)
         if not self.affine:
             kwargs["elementwise_affine"] = False
         return [TorchModule("nn.LayerNorm", (shape[-1],), kwargs)]
-
-
-@LAYERS.register
-class Embedding(Layer):
-    """Look up a learned vector for each token id: [seq] → [seq, dim] (`nn.Embedding`)."""
-
-    kind: Literal["embedding"] = "embedding"
-    vocab: PosInt = Field(description="number of distinct token ids")
-    dim: PosInt = Field(description="size of each vector")
-    positional: ClassVar = ("vocab", "dim")
-    expects: ClassVar[str] = "token ids [seq]"
-    ranks: ClassVar = (1,)
-
-    def output(self, shape: Shape) -> Shape:
-        return (*shape, self.dim)
-
-    def count(self, shape: Shape) -> int:
-        return self.vocab * self.dim
-
-    def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        return [TorchModule("nn.Embedding", (self.vocab, self.dim))]
-
-
-class _Recurrent(Layer):
-    hidden: PosInt = Field(description="hidden state size")
-    layers: PosInt = Field(1, description="stacked recurrent layers")
-    bidirectional: bool = Field(False, description="also run right to left and concatenate")
-    return_sequences: bool = Field(True, description="output every step [seq, H]; false: the last state [H]")
-    dropout: Fraction = Field(0.0, description="dropout between stacked layers")
-    positional: ClassVar = ("hidden",)
-    expects: ClassVar[str] = "[seq, features]"
-    ranks: ClassVar = (2,)
-    gates: ClassVar[int] = 1
-    torch_name: ClassVar[str] = "RNN"
-
-    def output(self, shape: Shape) -> Shape:
-        width = self.hidden * (2 if self.bidirectional else 1)
-        return (shape[0], width) if self.return_sequences else (width,)
-
-    def count(self, shape: Shape) -> int:
-        dirs = 2 if self.bidirectional else 1
-        h, g = self.hidden, self.gates
-        total = 0
-        for layer in range(self.layers):
-            size = shape[1] if layer == 0 else h * dirs
-            total += dirs * g * h * (size + h + 2)
-        return total
-
-    def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        kwargs: dict[str, Any] = _changed(self, layers=1, bidirectional=False, dropout=0.0)
-        if "layers" in kwargs:
-            kwargs["num_layers"] = kwargs.pop("layers")
-        kwargs.update(self._extra())
-        return [
-            TorchModule(
-                "Recurrent",
-                (self.torch_name, shape[1], self.hidden),
-                {**kwargs, "return_sequences": self.return_sequences},
-            )
-        ]
-
-    def _extra(self) -> dict[str, Any]:
-        return {}
-
-
-@LAYERS.register
-class RNN(_Recurrent):
-    """Elman recurrent layer over [seq, features] (`nn.RNN`)."""
-
-    kind: Literal["rnn"] = "rnn"
-    nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="activation of the hidden state")
-
-    def _extra(self) -> dict[str, Any]:
-        return _changed(self, nonlinearity="tanh")
-
-
-@LAYERS.register
-class LSTM(_Recurrent):
-    """Long short-term memory over [seq, features] (`nn.LSTM`)."""
-
-    kind: Literal["lstm"] = "lstm"
-    gates: ClassVar[int] = 4
-    torch_name: ClassVar[str] = "LSTM"
-
-
-@LAYERS.register
-class GRU(_Recurrent):
-    """Gated recurrent unit over [seq, features] (`nn.GRU`)."""
-
-    kind: Literal["gru"] = "gru"
-    gates: ClassVar[int] = 3
-    torch_name: ClassVar[str] = "GRU"
-
-
-def _heads_check(dim: int, heads: int) -> None:
-    if dim % heads:
-        raise Problem(
-            f"the feature size {dim} is not divisible by heads={heads}", f"use a head count that divides {dim}", "heads"
-        )
-
-
-@LAYERS.register
-class Attention(Layer):
-    """Multi-head self-attention over [seq, dim] (`nn.MultiheadAttention`, query = key = value)."""
-
-    kind: Literal["attention"] = "attention"
-    heads: PosInt = Field(description="attention heads; must divide the feature size")
-    dropout: Fraction = Field(0.0, description="dropout on attention weights")
-    causal: bool = Field(False, description="mask future positions (for language models)")
-    bias: bool = Field(True, description="learned biases in the projections")
-    positional: ClassVar = ("heads",)
-    expects: ClassVar[str] = "[seq, dim]"
-    ranks: ClassVar = (2,)
-
-    def output(self, shape: Shape) -> Shape:
-        _heads_check(shape[1], self.heads)
-        return shape
-
-    def count(self, shape: Shape) -> int:
-        d = shape[1]
-        return 4 * d * d + (4 * d if self.bias else 0)
-
-    def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        kwargs = _changed(self, dropout=0.0, causal=False, bias=True)
-        return [TorchModule("SelfAttention", (shape[1], self.heads), kwargs)]
-
-
-@LAYERS.register
-class TransformerEncoder(Layer):
-    """Transformer encoder layers (self-attention + feed-forward) over [seq, dim] (`nn.TransformerEncoder`)."""
-
-    kind: Literal["transformer_encoder"] = "transformer_encoder"
-    heads: PosInt = Field(description="attention heads; must divide the feature size")
-    ff: PosInt | None = Field(None, description="feed-forward width (default: 4 × dim)")
-    layers: PosInt = Field(1, description="stacked encoder layers")
-    dropout: Fraction = Field(0.1, description="dropout rate")
-    activation: Literal["relu", "gelu"] = Field("relu", description="feed-forward activation")
-    norm_first: bool = Field(False, description="pre-norm (true) or post-norm (false)")
-    causal: bool = Field(False, description="mask future positions (for language models)")
-    positional: ClassVar = ("heads",)
-    expects: ClassVar[str] = "[seq, dim]"
-    ranks: ClassVar = (2,)
-
-    def output(self, shape: Shape) -> Shape:
-        _heads_check(shape[1], self.heads)
-        return shape
-
-    def count(self, shape: Shape) -> int:
-        d = shape[1]
-        ff = self.ff or 4 * d
-        return self.layers * (4 * d * d + 4 * d + 2 * d * ff + ff + d + 4 * d)
-
-    def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        kwargs = _changed(self, layers=1, dropout=0.1, activation="relu", norm_first=False, causal=False)
-        return [TorchModule("Encoder", (shape[1], self.heads, self.ff or 4 * shape[1]), kwargs)]
 
 
 @LAYERS.register
@@ -639,114 +481,3 @@ class Upsample(Layer):
         if self.mode != "nearest":
             kwargs["mode"] = self.mode
         return [TorchModule("nn.Upsample", (), kwargs)]
-
-
-# --- activations --------------------------------------------------------------------
-
-
-class Activation(Layer):
-    category: ClassVar[str] = "activation"
-    torch_name: ClassVar[str] = ""
-
-    def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        return [TorchModule(f"nn.{self.torch_name}", (), self.torch_kwargs(shape))]
-
-    def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
-        return {}
-
-
-def _activation(kind: str, torch_name: str, doc: str) -> type[Activation]:
-    cls = type(
-        torch_name,
-        (Activation,),
-        {
-            "__annotations__": {"kind": Literal[kind]},
-            "kind": kind,
-            "__doc__": doc,
-            "torch_name": torch_name,
-            "__module__": __name__,
-        },
-    )
-    return typing.cast(type[Activation], LAYERS.register(cls))
-
-
-ReLU = _activation("relu", "ReLU", "Rectified linear unit: max(0, x).")
-
-
-@LAYERS.register
-class LeakyReLU(Activation):
-    """Leaky ReLU: x for x > 0, else negative_slope·x."""
-
-    kind: Literal["leaky_relu"] = "leaky_relu"
-    negative_slope: NonNegFloat = Field(0.01, description="slope for negative inputs")
-    positional: ClassVar = ("negative_slope",)
-    torch_name: ClassVar[str] = "LeakyReLU"
-
-    def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
-        return _changed(self, negative_slope=0.01)
-
-
-@LAYERS.register
-class GELU(Activation):
-    """Gaussian error linear unit, as in BERT and GPT."""
-
-    kind: Literal["gelu"] = "gelu"
-    approximate: Literal["none", "tanh"] = Field("none", description='"tanh" for the faster approximation')
-    torch_name: ClassVar[str] = "GELU"
-
-    def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
-        return _changed(self, approximate="none")
-
-
-Sigmoid = _activation("sigmoid", "Sigmoid", "Logistic sigmoid: 1 / (1 + e^-x), outputs in (0, 1).")
-Tanh = _activation("tanh", "Tanh", "Hyperbolic tangent, outputs in (-1, 1).")
-
-
-class _SoftmaxBase(Activation):
-    dim: int = Field(-1, description="the per-sample dimension to normalize (batch excluded)")
-    positional: ClassVar = ("dim",)
-
-    def output(self, shape: Shape) -> Shape:
-        if not -len(shape) <= self.dim < len(shape):
-            raise Problem(
-                f"dim={self.dim} is out of range for a {len(shape)}-dimensional input {fmt_shape(shape)}", field="dim"
-            )
-        return shape
-
-    def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
-        # The spec counts dimensions per sample; torch counts the batch too.
-        return {"dim": self.dim if self.dim < 0 else self.dim + 1}
-
-
-@LAYERS.register
-class Softmax(_SoftmaxBase):
-    """Softmax: exponentiate and normalize to probabilities that sum to 1."""
-
-    kind: Literal["softmax"] = "softmax"
-    torch_name: ClassVar[str] = "Softmax"
-
-
-@LAYERS.register
-class LogSoftmax(_SoftmaxBase):
-    """Log of softmax; pair it with the `nll` loss."""
-
-    kind: Literal["log_softmax"] = "log_softmax"
-    torch_name: ClassVar[str] = "LogSoftmax"
-
-
-@LAYERS.register
-class ELU(Activation):
-    """Exponential linear unit: x for x > 0, else alpha·(e^x − 1)."""
-
-    kind: Literal["elu"] = "elu"
-    alpha: PosFloat = Field(1.0, description="scale for negative inputs")
-    positional: ClassVar = ("alpha",)
-    torch_name: ClassVar[str] = "ELU"
-
-    def torch_kwargs(self, shape: Shape) -> dict[str, Any]:
-        return _changed(self, alpha=1.0)
-
-
-SiLU = _activation("silu", "SiLU", "Sigmoid linear unit (swish): x · sigmoid(x).")
-
-ACTIVATIONS = [name for name, cls in LAYERS.entries.items() if cls.category == "activation"]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Iterable, Literal
 
 if TYPE_CHECKING:
-    from netspec.span import Span
+    from netspec.language.span import Span
 
 Severity = Literal["error", "warning"]
 

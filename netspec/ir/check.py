@@ -10,17 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from netspec import ir
-from netspec import syntax as st
-from netspec.diagnostics import Diagnostic, Severity, has_errors, make
+from netspec.ir import nodes as ir
+from netspec.ir.values import INVALID, Binder, CallValue, Evaluator, Symbol, describe_value
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, Severity, has_errors, make
+from netspec.language.span import Shape, Span
+from netspec.language.suggest import did_you_mean
 from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, Problem
 from netspec.registry.base import Op, Registry, fmt_shape, numel
-from netspec.registry.data import Task
 from netspec.registry.layers import Layer
-from netspec.registry.training import EarlyStopping
-from netspec.span import Shape, Span
-from netspec.suggest import did_you_mean
-from netspec.values import INVALID, Binder, CallValue, Evaluator, Symbol, describe_value
+from netspec.registry.metrics import EarlyStopping
+from netspec.registry.sources import Task
 
 GiB = 1 << 30
 MAX_LAYERS = 100_000  # after expanding blocks and repeats
@@ -401,7 +401,7 @@ class Checker:
             if p.name in bound:
                 continue
             if p.default is None:
-                from netspec.fmt import expr
+                from netspec.tools.fmt import expr
 
                 params = (q.name if q.default is None else f"{q.name}={expr(q.default)}" for q in block.params)
                 self.report(
@@ -742,7 +742,7 @@ class Checker:
     def _validate(self, model: type[Any], values: dict[str, Any], spans: dict[str, Span], span: Span) -> Any:
         from pydantic import ValidationError
 
-        from netspec.values import describe_field
+        from netspec.ir.values import describe_field
 
         try:
             return model.model_validate(values)

@@ -1,7 +1,7 @@
 """The syntax tree: what the parser produces, before names and shapes are resolved.
 
 Plain frozen dataclasses (cheap to build, thousands per file); the checker turns
-them into the validated Pydantic IR in ``netspec.ir``. ``fmt`` prints them back.
+them into the validated Pydantic IR in ``netspec.ir.nodes``. ``fmt`` prints them back.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from netspec.span import Span
+from netspec.language.span import Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
-from netspec import syntax as st
-from netspec.check import Options, Trace, check
-from netspec.diagnostics import Diagnostic, SpecError, has_errors, sort_key
-from netspec.ir import Program
-from netspec.overrides import apply_overrides
-from netspec.parse import parse, paused_gc, read_source
+from netspec.ir.check import Options, Trace, check
+from netspec.ir.nodes import Program
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, SpecError, has_errors, sort_key
+from netspec.language.overrides import apply_overrides
+from netspec.language.parse import parse, paused_gc, read_source
 
 SYNTAX_CODES = frozenset({"NS001", "NS002", "NS003", "NS004"})  # errors after which a line is blanked and parsed again
 # Checks of the whole spec (shapes, missing parts, cross-section rules): after a syntax error, the blanked
@@ -48,7 +48,7 @@ def compile_text(
     parser: Callable[[str], tuple[st.Module | None, list[Diagnostic]]] = parse,
 ) -> Result:
     """Parse, apply overrides and check a spec's text. Never raises on bad input.
-    `parser` is `netspec.parse.parse` or an equivalent (the language server's memoized one)."""
+    `parser` is `netspec.language.parse.parse` or an equivalent (the language server's memoized one)."""
     result = Result(file, text)
     module, diags = parser(text)
     result.module = module
@@ -57,7 +57,7 @@ def compile_text(
         module, more = apply_overrides(module, list(overrides))
         diags += more
         if not has_errors(diags) or module.items:
-            from netspec.check import Checker
+            from netspec.ir.check import Checker
 
             checker = Checker(options)
             program = checker.run(module)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from netspec import ir
+from netspec.ir import nodes as ir
 from netspec.registry.base import fmt_shape, numel
 from netspec.registry.layers import Layer
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from netspec import syntax as st
-from netspec.diagnostics import Diagnostic, make
-from netspec.parse import parse
-from netspec.span import Span
-from netspec.suggest import did_you_mean
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, make
+from netspec.language.parse import parse
+from netspec.language.span import Span
+from netspec.language.suggest import did_you_mean
 
 SECTIONS = ("train", "dataset")
 

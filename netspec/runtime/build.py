@@ -11,13 +11,14 @@ from typing import Any
 
 from torch import nn
 
-from netspec import ir, modules
+from netspec.ir import nodes as ir
+from netspec.language.span import Shape
 from netspec.registry import Layer, TorchModule
-from netspec.span import Shape
+from netspec.verbatim import modules
 
 
 def resolve(name: str) -> type[nn.Module]:
-    """The class a `TorchModule` names: `nn.X` from torch.nn, else one from netspec.modules.
+    """The class a `TorchModule` names: `nn.X` from torch.nn, else one from netspec.verbatim.modules.
 
     Looked up by attribute, never evaluated, so a description cannot run arbitrary code.
     """

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from netspec.ir import Dataset, Train
+from netspec.ir.nodes import Dataset, Train
+from netspec.ir.values import describe_field
 from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
 from netspec.registry.base import Op, Registry, format_value
-from netspec.values import describe_field
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: `netspec docs --write docs/language.md` -->"
 END = "<!-- END GENERATED REFERENCE -->"

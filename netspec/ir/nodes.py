@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field
 
+from netspec.language.span import Node, Shape, Span
 from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
-from netspec.span import Node, Shape, Span
 
 FORMAT_VERSION = 1
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # the unions are built from the registry at run time; mypy se
     from netspec.registry import Metric as MetricOp
     from netspec.registry import Source as SourceOp
     from netspec.registry import Transform as TransformOp
-    from netspec.registry.training import Optimizer as OptimizerOp
-    from netspec.registry.training import Schedule as ScheduleOp
+    from netspec.registry.optimizers import Optimizer as OptimizerOp
+    from netspec.registry.schedules import Schedule as ScheduleOp
 else:
     SourceOp, TransformOp = SOURCES.union(), TRANSFORMS.union()
     LossOp, OptimizerOp, ScheduleOp, MetricOp = LOSSES.union(), OPTIMIZERS.union(), SCHEDULES.union(), METRICS.union()

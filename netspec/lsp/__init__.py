@@ -35,11 +35,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from netspec import __version__
-from netspec import syntax as st
-from netspec.check import Options
-from netspec.diagnostics import Diagnostic
-from netspec.ir import Dataset, Train
-from netspec.parse import parse as parse_text
+from netspec.ir.check import Options
+from netspec.ir.nodes import Dataset, Train
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic
+from netspec.language.parse import parse as parse_text
+from netspec.language.span import Span
 from netspec.registry import (
     ACTIVATIONS,
     LAYERS,
@@ -53,7 +54,6 @@ from netspec.registry import (
     Registry,
 )
 from netspec.registry.base import Op, fmt_shape, format_value
-from netspec.span import Span
 
 log = logging.getLogger("netspec.lsp")
 
@@ -211,7 +211,7 @@ class Analysis:
     """The compile result of one text, with indexes by source span built on first use."""
 
     text: str
-    result: Any  # netspec.pipeline.Result
+    result: Any  # netspec.ir.pipeline.Result
     _lines: list[str] | None = field(default=None, repr=False)
     _layers: dict[tuple[int, int, int, int], list[Any]] | None = field(default=None, repr=False)
     _composites: dict[tuple[int, int, int, int], list[Any]] | None = field(default=None, repr=False)
@@ -261,10 +261,10 @@ class Analysis:
 
 
 def analyze(text: str, file: str = "<input>", options: Options = Options(), parser: Any = None) -> Analysis:
-    from netspec.pipeline import compile_text
+    from netspec.ir.pipeline import compile_text
 
     if parser is None:
-        from netspec.parse import parse as parser
+        from netspec.language.parse import parse as parser
     return Analysis(text, compile_text(text, file, options=options, parser=parser))
 
 
@@ -301,7 +301,7 @@ def split_chunks(text: str) -> list[tuple[int, str]] | None:
 
 
 class ChunkedParse:
-    """``netspec.parse.parse``, memoized per top-level chunk: each chunk is parsed alone, padded with
+    """``netspec.language.parse.parse``, memoized per top-level chunk: each chunk is parsed alone, padded with
     new lines so that its positions are those in the whole text, and the trees are joined.
 
     The result is the whole-text parse's whenever every chunk parses without a diagnostic (a chunk
@@ -316,7 +316,7 @@ class ChunkedParse:
         self.lock = threading.Lock()
 
     def __call__(self, text: str, *args: Any, **kwargs: Any) -> Any:
-        from netspec.parse import MAX_SOURCE
+        from netspec.language.parse import MAX_SOURCE
 
         chunks = split_chunks(text) if not args and not kwargs and len(text) <= MAX_SOURCE else None
         if chunks is None or len(chunks) < 2:
@@ -601,7 +601,7 @@ def class_markdown(cls: type[Op]) -> str:
 
 
 def param_markdown(name: str, f: Any) -> str:
-    from netspec.values import describe_field
+    from netspec.ir.values import describe_field
 
     default = "required" if f.is_required() else f"default `{format_value(f.default)}`"
     text = f"**{name}**: {describe_field(f)} ({default})"
@@ -609,7 +609,7 @@ def param_markdown(name: str, f: Any) -> str:
 
 
 def _value_markdown(value: Any) -> str:
-    from netspec.values import INVALID
+    from netspec.ir.values import INVALID
 
     if value is INVALID:
         return "(invalid: see the diagnostics)"
@@ -625,7 +625,7 @@ def _network_markdown(a: Analysis, name: str) -> str:
 
 
 def _block_head(block: st.Block) -> str:
-    from netspec.fmt import expr
+    from netspec.tools.fmt import expr
 
     params = ", ".join(p.name + (f"={expr(p.default)}" if p.default is not None else "") for p in block.params)
     return f"block {block.name}({params})" if block.params else f"block {block.name}"
@@ -654,7 +654,7 @@ def _key_markdown(section: str, key: str) -> str | None:
 
 
 def _key_type(key: str, f: Any) -> str:
-    from netspec.values import describe_field
+    from netspec.ir.values import describe_field
 
     if key in _VALUE_REGISTRIES:
         return f"a {_VALUE_REGISTRIES[key].what}" + (" list" if key == "metrics" else "")
@@ -800,8 +800,8 @@ def _param_span(p: st.Param) -> Span:
 
 def symbols(a: Analysis, encoding: str = UTF16) -> list[lsp.DocumentSymbol]:
     """The outline: networks, blocks, constants, the dataset and train sections (with their keys)."""
-    from netspec.fmt import entry as entry_text
-    from netspec.fmt import expr
+    from netspec.tools.fmt import entry as entry_text
+    from netspec.tools.fmt import expr
 
     doc = Document("", a.text)
     out: list[lsp.DocumentSymbol] = []
@@ -851,7 +851,7 @@ def _contains(outer: lsp.Range, inner: lsp.Range) -> bool:
 
 def formatting(doc: Document, encoding: str = UTF16) -> list[lsp.TextEdit]:
     """``netspec fmt`` as one edit of the whole document; none when it has syntax errors or is formatted."""
-    from netspec.fmt import format_text
+    from netspec.tools.fmt import format_text
 
     formatted, _ = format_text(doc.text)
     if formatted is None or formatted == doc.text:
@@ -1190,7 +1190,7 @@ def _complete_in_brackets(text: str, ctx: Context, last: Analysis | None) -> lis
         doc = param_markdown(pname, f) if f is not None else f"block parameter `{pname}`"
         detail = None
         if f is not None:
-            from netspec.values import describe_field
+            from netspec.ir.values import describe_field
 
             detail = describe_field(f)
         items.append(

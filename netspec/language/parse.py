@@ -1,4 +1,4 @@
-"""Stage 1: text -> syntax tree (``netspec.syntax``), with syntax diagnostics.
+"""Stage 1: text -> syntax tree (``netspec.language.syntax``), with syntax diagnostics.
 
 Lark LALR with a small post-lexer (newlines inside brackets are dropped, nesting is
 bounded). After a syntax error the offending line is blanked and the text parsed
@@ -21,10 +21,10 @@ from typing import Any, Iterator
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from netspec import syntax as st
-from netspec.diagnostics import Diagnostic, make
-from netspec.span import Span
-from netspec.suggest import nearest
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, make
+from netspec.language.span import Span
+from netspec.language.suggest import nearest
 
 MAX_NESTING = 64  # brackets and braces; deeper input is an error, never a RecursionError
 MAX_EXPR_DEPTH = 100
@@ -60,7 +60,7 @@ def grammar_text() -> str:
     packaged = resources.files("netspec").joinpath("grammar/netspec.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "grammar" / "netspec.lark").read_text("utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammar" / "netspec.lark").read_text("utf-8")
 
 
 class PostLex:

@@ -34,14 +34,17 @@ from typing import Any, Callable
 import jinja2
 from markupsafe import Markup
 
-from netspec import __version__, datasets, ir
+from netspec import __version__
+from netspec.ir import nodes as ir
 from netspec.registry import Layer
-from netspec.registry.data import Normalize, RandomCrop
-from netspec.registry.training import monitor_mode
+from netspec.registry.metrics import monitor_mode
+from netspec.registry.transforms import Normalize, RandomCrop
+from netspec.runtime import datasets
 
 TARGETS = ("pytorch",)
 LINE_LENGTH = 88  # ruff's default: the emitted scripts are formatted for it
 PACKAGE = Path(__file__).resolve().parent
+VERBATIM = PACKAGE.parent / "verbatim"  # netspec's own code that scripts copy
 
 
 class EmitError(Exception):
@@ -246,7 +249,7 @@ def _layer_call(layer: Layer) -> Call:
 
 
 def _step_call(step: Any) -> Call:
-    """The construction of one IR step, nested exactly as netspec.build nests modules."""
+    """The construction of one IR step, nested exactly as netspec.runtime.build nests modules."""
     if isinstance(step, Layer):
         return _layer_call(step)
     if isinstance(step, ir.BlockUse):
@@ -269,11 +272,11 @@ def _step_call(step: Any) -> Call:
 
 @cache
 def _signature(func: str) -> list[tuple[str, Any]]:
-    """(name, default) of a torch.nn or netspec.modules constructor's parameters; default is
+    """(name, default) of a torch.nn or netspec.verbatim.modules constructor's parameters; default is
     _NONE when it has none."""
     import inspect
 
-    from netspec.build import resolve
+    from netspec.runtime.build import resolve
 
     params = inspect.signature(resolve(func)).parameters.values()
     return [
@@ -479,7 +482,7 @@ class _Definition:
 @cache
 def _definitions(module: str) -> dict[str, _Definition]:
     """The top-level functions and classes of netspec/<module>.py, in file order."""
-    path = PACKAGE / f"{module}.py"
+    path = VERBATIM / f"{module}.py"
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
     out: dict[str, _Definition] = {}
@@ -692,7 +695,7 @@ STATS = ("normalize", "standardize")  # transforms whose statistics the script k
 
 
 def _meter(train: ir.Train, net: ir.Network) -> Call:
-    """The Meter of netspec.run.evaluate: the number of classes and the k of top_k, if any."""
+    """The Meter of netspec.runtime.loop.evaluate: the number of classes and the k of top_k, if any."""
     loss = train.loss
     if loss.target == "value":
         return Call("Meter", [])
@@ -702,14 +705,14 @@ def _meter(train: ir.Train, net: ir.Network) -> Call:
 
 
 def _binary_threshold(loss: Any) -> float | None:
-    """Where one binary output divides the classes (netspec.run.binary_threshold)."""
+    """Where one binary output divides the classes (netspec.runtime.loop.binary_threshold)."""
     if loss.target != "binary":
         return None
     return 0.5 if loss.kind == "bce" else 0.0
 
 
 def _criterion(loss: Any) -> Call:
-    """The torch loss netspec.run._loss builds."""
+    """The torch loss netspec.runtime.loop._loss builds."""
     kwargs: list[tuple[str, Any]] = [(k, Value(v)) for k, v in loss.torch_kwargs().items()]
     kwargs = [(k, Call("torch.tensor", [Value([v.value])]) if k == "pos_weight" else v) for k, v in kwargs]
     return Call(f"nn.{loss.torch_class}", [], kwargs)
@@ -721,7 +724,7 @@ def _optimizer(train: ir.Train) -> Call:
 
 
 def _scheduler(train: ir.Train) -> Call | None:
-    """The scheduler of netspec.run._scheduler; what follows from the run's length (the
+    """The scheduler of netspec.runtime.loop._scheduler; what follows from the run's length (the
     one-cycle's total steps, the cosine's default period) is the script's variable."""
     schedule = train.schedule
     if schedule is None:
@@ -761,7 +764,7 @@ def _data_settings(source: Any) -> list[tuple[str, Value, str | None]]:
 
 
 def _transforms(dataset: ir.Dataset) -> list[dict[str, Any]]:
-    """Each transform, and when it applies, as netspec.run._preprocess applies it: until the
+    """Each transform, and when it applies, as netspec.runtime.loop._preprocess applies it: until the
     first augmentation, once to every split; from it on, to every training batch, while the
     evaluation splits get its evaluation-time effect (preprocessing, centre crop) once."""
     out: list[dict[str, Any]] = []

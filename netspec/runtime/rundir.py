@@ -27,7 +27,7 @@ import torch
 import netspec
 
 if TYPE_CHECKING:
-    from netspec.run import Experiment, Options, State
+    from netspec.runtime.loop import Experiment, Options, State
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -117,7 +117,7 @@ def _save_best(out: Path, exp: Experiment, state: State) -> None:
     values = [r.get(key) for r in state.rows]
     if values[-1] is None:
         return
-    from netspec.registry.training import monitor_mode
+    from netspec.registry.metrics import monitor_mode
 
     pick = min if monitor_mode(key) == "min" else max
     if values[-1] == pick(v for v in values if v is not None):
@@ -134,7 +134,7 @@ def _json_default(value: Any) -> Any:
 
 def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> State:
     """Restore a run directory's last checkpoint into `exp` and `g`."""
-    from netspec.run import State
+    from netspec.runtime.loop import State
 
     if out is None or not (out / "state.json").is_file():
         raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
@@ -144,7 +144,7 @@ def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> St
         exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
     except (RuntimeError, ValueError, KeyError) as e:  # the spec's network or optimizer changed
-        from netspec.run import ResumeError
+        from netspec.runtime.loop import ResumeError
 
         raise ResumeError(f"the checkpoint in {out} does not fit this spec ({str(e).splitlines()[0]})") from e
     if exp.scheduler is not None and info["scheduler"] is not None:
@@ -203,7 +203,7 @@ def _cell(value: Any) -> Any:
 
 def finish(out: Path | None, exp: Experiment, state: State, seconds: float, options: Options) -> dict[str, Any]:
     """Evaluate on the test split; write summary.json, the final weights and plots."""
-    from netspec.run import evaluate
+    from netspec.runtime.loop import evaluate
 
     test: dict[str, float] = {}
     predictions = None
@@ -238,13 +238,13 @@ def _summary(exp: Experiment, state: State, test: dict[str, float], seconds: flo
 
 def _plots(out: Path, exp: Experiment, state: State, predictions: torch.Tensor | None) -> None:
     try:
-        from netspec import plots
+        from netspec.runtime import plots
     except ImportError:  # matplotlib is optional for running
         return
     plots.curves(out / "curves.png", state.rows)
     if predictions is not None and exp.classes and exp.data.test is not None:
         if predictions.shape[-1] == 1:  # one binary output: as two class probabilities
-            from netspec.run import binary_probabilities
+            from netspec.runtime.loop import binary_probabilities
 
             predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
         plots.confusion(out / "confusion.png", predictions, exp.data.test.y, exp.data.classes)

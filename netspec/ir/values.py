@@ -11,11 +11,11 @@ from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origi
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import ValidationError
 
-from netspec import syntax as st
-from netspec.diagnostics import Diagnostic, Severity, make
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, Severity, make
+from netspec.language.span import Span
+from netspec.language.suggest import did_you_mean
 from netspec.registry.base import Op, Problem, accepts_str, format_value
-from netspec.span import Span
-from netspec.suggest import did_you_mean
 
 
 class Symbol(str):

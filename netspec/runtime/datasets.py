@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from netspec.registry.data import Arithmetic, Csv, ImageFolder, Npz, Source, Text
+    from netspec.registry.sources import Arithmetic, Csv, ImageFolder, Npz, Source, Text
 
 ROOT_HELP = "point netspec at a data root with --data-dir DIR or NETSPEC_DATA=DIR"
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from netspec import ir
-from netspec.datasets import DataError, load, read_image, resolve_root
-from netspec.run import Experiment, Options, binary_probabilities, build, evaluate, pick_device, prepare_data
+from netspec.ir import nodes as ir
+from netspec.runtime.datasets import DataError, load, read_image, resolve_root
+from netspec.runtime.loop import Experiment, Options, binary_probabilities, build, evaluate, pick_device, prepare_data
 
 
 def load_weights(exp: Experiment, path: Path) -> None:

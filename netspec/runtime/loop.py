@@ -20,10 +20,12 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from netspec import artifacts, ir, training
-from netspec.build import build_network
-from netspec.datasets import Arrays, DataError, ImageFiles, load, resolve_root
-from netspec.registry.training import monitor_mode
+from netspec.ir import nodes as ir
+from netspec.registry.metrics import monitor_mode
+from netspec.runtime import rundir as artifacts
+from netspec.runtime.build import build_network
+from netspec.runtime.datasets import Arrays, DataError, ImageFiles, load, resolve_root
+from netspec.verbatim import training
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

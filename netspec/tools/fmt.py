@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec import syntax as st
-from netspec.diagnostics import Diagnostic
-from netspec.parse import parse
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic
+from netspec.language.parse import parse
 
 INDENT = "    "
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}

@@ -1,0 +1,171 @@
+"""Layers over sequences: embedding, recurrent layers, attention and Transformer blocks."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from netspec.language.span import Shape
+from netspec.registry.base import (
+    Fraction,
+    PosInt,
+    Problem,
+    torch_changed,
+)
+from netspec.registry.layers import LAYERS, Layer, TorchModule
+
+
+@LAYERS.register
+class Embedding(Layer):
+    """Look up a learned vector for each token id: [seq] → [seq, dim] (`nn.Embedding`)."""
+
+    kind: Literal["embedding"] = "embedding"
+    vocab: PosInt = Field(description="number of distinct token ids")
+    dim: PosInt = Field(description="size of each vector")
+    positional: ClassVar = ("vocab", "dim")
+    expects: ClassVar[str] = "token ids [seq]"
+    ranks: ClassVar = (1,)
+
+    def output(self, shape: Shape) -> Shape:
+        return (*shape, self.dim)
+
+    def count(self, shape: Shape) -> int:
+        return self.vocab * self.dim
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        return [TorchModule("nn.Embedding", (self.vocab, self.dim))]
+
+
+class _Recurrent(Layer):
+    hidden: PosInt = Field(description="hidden state size")
+    layers: PosInt = Field(1, description="stacked recurrent layers")
+    bidirectional: bool = Field(False, description="also run right to left and concatenate")
+    return_sequences: bool = Field(True, description="output every step [seq, H]; false: the last state [H]")
+    dropout: Fraction = Field(0.0, description="dropout between stacked layers")
+    positional: ClassVar = ("hidden",)
+    expects: ClassVar[str] = "[seq, features]"
+    ranks: ClassVar = (2,)
+    gates: ClassVar[int] = 1
+    torch_name: ClassVar[str] = "RNN"
+
+    def output(self, shape: Shape) -> Shape:
+        width = self.hidden * (2 if self.bidirectional else 1)
+        return (shape[0], width) if self.return_sequences else (width,)
+
+    def count(self, shape: Shape) -> int:
+        dirs = 2 if self.bidirectional else 1
+        h, g = self.hidden, self.gates
+        total = 0
+        for layer in range(self.layers):
+            size = shape[1] if layer == 0 else h * dirs
+            total += dirs * g * h * (size + h + 2)
+        return total
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        kwargs: dict[str, Any] = torch_changed(self, layers=1, bidirectional=False, dropout=0.0)
+        if "layers" in kwargs:
+            kwargs["num_layers"] = kwargs.pop("layers")
+        kwargs.update(self._extra())
+        return [
+            TorchModule(
+                "Recurrent",
+                (self.torch_name, shape[1], self.hidden),
+                {**kwargs, "return_sequences": self.return_sequences},
+            )
+        ]
+
+    def _extra(self) -> dict[str, Any]:
+        return {}
+
+
+@LAYERS.register
+class RNN(_Recurrent):
+    """Elman recurrent layer over [seq, features] (`nn.RNN`)."""
+
+    kind: Literal["rnn"] = "rnn"
+    nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="activation of the hidden state")
+
+    def _extra(self) -> dict[str, Any]:
+        return torch_changed(self, nonlinearity="tanh")
+
+
+@LAYERS.register
+class LSTM(_Recurrent):
+    """Long short-term memory over [seq, features] (`nn.LSTM`)."""
+
+    kind: Literal["lstm"] = "lstm"
+    gates: ClassVar[int] = 4
+    torch_name: ClassVar[str] = "LSTM"
+
+
+@LAYERS.register
+class GRU(_Recurrent):
+    """Gated recurrent unit over [seq, features] (`nn.GRU`)."""
+
+    kind: Literal["gru"] = "gru"
+    gates: ClassVar[int] = 3
+    torch_name: ClassVar[str] = "GRU"
+
+
+def _heads_check(dim: int, heads: int) -> None:
+    if dim % heads:
+        raise Problem(
+            f"the feature size {dim} is not divisible by heads={heads}", f"use a head count that divides {dim}", "heads"
+        )
+
+
+@LAYERS.register
+class Attention(Layer):
+    """Multi-head self-attention over [seq, dim] (`nn.MultiheadAttention`, query = key = value)."""
+
+    kind: Literal["attention"] = "attention"
+    heads: PosInt = Field(description="attention heads; must divide the feature size")
+    dropout: Fraction = Field(0.0, description="dropout on attention weights")
+    causal: bool = Field(False, description="mask future positions (for language models)")
+    bias: bool = Field(True, description="learned biases in the projections")
+    positional: ClassVar = ("heads",)
+    expects: ClassVar[str] = "[seq, dim]"
+    ranks: ClassVar = (2,)
+
+    def output(self, shape: Shape) -> Shape:
+        _heads_check(shape[1], self.heads)
+        return shape
+
+    def count(self, shape: Shape) -> int:
+        d = shape[1]
+        return 4 * d * d + (4 * d if self.bias else 0)
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        kwargs = torch_changed(self, dropout=0.0, causal=False, bias=True)
+        return [TorchModule("SelfAttention", (shape[1], self.heads), kwargs)]
+
+
+@LAYERS.register
+class TransformerEncoder(Layer):
+    """Transformer encoder layers (self-attention + feed-forward) over [seq, dim] (`nn.TransformerEncoder`)."""
+
+    kind: Literal["transformer_encoder"] = "transformer_encoder"
+    heads: PosInt = Field(description="attention heads; must divide the feature size")
+    ff: PosInt | None = Field(None, description="feed-forward width (default: 4 × dim)")
+    layers: PosInt = Field(1, description="stacked encoder layers")
+    dropout: Fraction = Field(0.1, description="dropout rate")
+    activation: Literal["relu", "gelu"] = Field("relu", description="feed-forward activation")
+    norm_first: bool = Field(False, description="pre-norm (true) or post-norm (false)")
+    causal: bool = Field(False, description="mask future positions (for language models)")
+    positional: ClassVar = ("heads",)
+    expects: ClassVar[str] = "[seq, dim]"
+    ranks: ClassVar = (2,)
+
+    def output(self, shape: Shape) -> Shape:
+        _heads_check(shape[1], self.heads)
+        return shape
+
+    def count(self, shape: Shape) -> int:
+        d = shape[1]
+        ff = self.ff or 4 * d
+        return self.layers * (4 * d * d + 4 * d + 2 * d * ff + ff + d + 4 * d)
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        kwargs = torch_changed(self, layers=1, dropout=0.1, activation="relu", norm_first=False, causal=False)
+        return [TorchModule("Encoder", (shape[1], self.heads, self.ff or 4 * shape[1]), kwargs)]
