@@ -94,7 +94,7 @@ def main() -> None:
         sys.exit("set NETSPEC_DATA to a folder with mnist/ (e.g. ../shared/data)")
     import torch
 
-    from netspec.verbatim.training import workers as stream_workers
+    from netspec.verbatim.data import workers as stream_workers
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

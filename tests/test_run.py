@@ -27,7 +27,8 @@ from netspec.language.diagnostics import has_errors  # noqa: E402
 from netspec.runtime import loop as run_mod  # noqa: E402
 from netspec.runtime.datasets import DataError  # noqa: E402
 from netspec.runtime.loop import Options, build, evaluate, prepare_data, run  # noqa: E402
-from netspec.verbatim import training  # noqa: E402
+from netspec.verbatim import data as vdata  # noqa: E402
+from netspec.verbatim import metrics as vmetrics  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -426,7 +427,7 @@ def test_meter_metrics_match_an_independent_computation() -> None:
         ]
     )
     y = torch.tensor([0, 1, 2, 0, 2, 1, 0])
-    meter = training.Meter(4, (2, 3))
+    meter = vmetrics.Meter(4, (2, 3))
     meter.update(torch.tensor(0.5), scores[:4], y[:4])
     meter.update(torch.tensor(1.5), scores[4:], y[4:])
     yn, pn = y.numpy(), scores.argmax(-1).numpy()
@@ -450,7 +451,7 @@ def test_meter_metrics_match_an_independent_computation() -> None:
 
 
 def test_meter_regression_metrics() -> None:
-    meter = training.Meter()
+    meter = vmetrics.Meter()
     out = torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 3.0]])
     y = torch.tensor([[1.5, 2.0], [1.0, 1.0], [3.0, 0.0]])
     meter.update(torch.tensor(0.0), out[:2], y[:2])
@@ -1122,7 +1123,7 @@ def test_streaming_gives_the_same_numbers_with_any_number_of_workers(
 ) -> None:
     spec = write_spec(tmp_path, image_spec(data, **STREAMED))
     for workers in (0, 2):
-        monkeypatch.setattr(training, "workers", lambda device, workers=workers: workers)
+        monkeypatch.setattr(vdata, "workers", lambda device, workers=workers: workers)
         assert cli_run(spec, "--set", "train.epochs=1", "--out", str(tmp_path / str(workers))) == 0
     assert metrics_rows(tmp_path / "0") == metrics_rows(tmp_path / "2")
 
@@ -1131,7 +1132,7 @@ def test_decoding_workers_leave_a_small_cpu_to_the_model(monkeypatch: pytest.Mon
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for cores, on_cpu, on_gpu in ((1, 0, 0), (2, 0, 1), (3, 2, 2), (16, 4, 4)):
         monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
-        assert (training.workers(cpu), training.workers(cuda)) == (on_cpu, on_gpu), cores
+        assert (vdata.workers(cpu), vdata.workers(cuda)) == (on_cpu, on_gpu), cores
 
 
 def test_a_corrupt_image_met_while_streaming_is_a_data_error(

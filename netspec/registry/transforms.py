@@ -69,7 +69,7 @@ class Normalize(Transform):
         return [Problem("`std` must be positive", field="std")] if any(s <= 0 for s in stds) else []
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import normalize
+        from netspec.verbatim.data import normalize
 
         mean, std = _stat(self.mean, train_x), _stat(self.std, train_x)
         return lambda x, g: normalize(x, mean.to(x.device), std.to(x.device))
@@ -97,7 +97,7 @@ class Standardize(Transform):
     statistics: ClassVar[bool] = True
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import normalize
+        from netspec.verbatim.data import normalize
 
         mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-8)
         return lambda x, g: normalize(x, mean.to(x.device), std.to(x.device))
@@ -113,7 +113,7 @@ class RandomFlip(Transform):
     positional: ClassVar = ("p",)
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import random_flip
+        from netspec.verbatim.data import random_flip
 
         dim = -1 if self.axis == "horizontal" else -2
         return lambda x, g: random_flip(x, g, self.p, dim)
@@ -132,12 +132,12 @@ class RandomCrop(Transform):
         return (self.size, self.size) if isinstance(self.size, int) else self.size
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import random_crop
+        from netspec.verbatim.data import random_crop
 
         return lambda x, g: random_crop(x, g, self.hw(), self.padding)
 
     def eval_function(self, train_x: Any) -> Callable[[Any], Any] | None:
-        from netspec.verbatim.training import center_crop
+        from netspec.verbatim.data import center_crop
 
         return lambda x: center_crop(x, self.hw(), self.padding)
 
@@ -157,7 +157,7 @@ class RandomRotation(Transform):
     positional: ClassVar = ("degrees",)
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import random_rotation
+        from netspec.verbatim.data import random_rotation
 
         return lambda x, g: random_rotation(x, g, self.degrees)
 
@@ -171,6 +171,6 @@ class RandomShift(Transform):
     positional: ClassVar = ("pixels",)
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
-        from netspec.verbatim.training import random_shift
+        from netspec.verbatim.data import random_shift
 
         return lambda x, g: random_shift(x, g, self.pixels)

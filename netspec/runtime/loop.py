@@ -25,7 +25,8 @@ from netspec.registry.metrics import monitor_mode
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
 from netspec.runtime.datasets import Arrays, DataError, ImageFiles, load, resolve_root
-from netspec.verbatim import training
+from netspec.verbatim import data as vdata
+from netspec.verbatim import metrics as vmetrics
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -185,8 +186,8 @@ def batches(
     loader = torch.utils.data.DataLoader(
         _Images(split.x),
         batch_sampler=[idx.tolist() for idx in slices],
-        num_workers=training.workers(device),
-        collate_fn=training.collate,
+        num_workers=vdata.workers(device),
+        collate_fn=vdata.collate,
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # workers' seeds must not come from (and advance) the global generator
     )
@@ -397,11 +398,11 @@ def _step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(
     exp: Experiment, split: Split, keep_predictions: bool = False
-) -> tuple[training.Meter, torch.Tensor | None]:
+) -> tuple[vmetrics.Meter, torch.Tensor | None]:
     """Loss and metric statistics over a split, in order, in evaluation mode."""
     exp.model.eval()
     top_k = tuple(v for k, v in exp.metrics.items() if k == "top_k")
-    meter = training.Meter(exp.classes, top_k, binary_threshold(exp.program.train.loss))  # type: ignore[union-attr]
+    meter = vmetrics.Meter(exp.classes, top_k, binary_threshold(exp.program.train.loss))  # type: ignore[union-attr]
     batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
     outputs = []
     for x, y in batches(split, None, batch, exp.device):

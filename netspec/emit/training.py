@@ -1,0 +1,114 @@
+"""The training part of a script's context: loss, optimizer, schedule, meter and the loop's signatures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netspec.emit.model import Call, Param, Value
+from netspec.ir import nodes as ir
+from netspec.registry.metrics import monitor_mode
+
+
+def _params(*names: str | None) -> list[tuple[str, None]]:
+    return [(n, None) for n in names if n]
+
+
+def _call(func: str, *args: str | None) -> Call:
+    """A call whose arguments are the script's variables of those names."""
+    return Call(func, [Param(a) for a in args if a])
+
+
+def training_context(train: ir.Train, net: ir.Network, augments: bool) -> dict[str, Any]:
+    metrics = {m.kind: m.arg() for m in train.metrics}
+    loss = train.loss
+    return {
+        "train": train,
+        "metric_args": metrics,
+        "metric_funcs": [(name, f"_{name}") for name in metrics],
+        "meter": _meter(train, net),
+        "meter_classes": loss.target != "value",
+        "meter_top_k": "top_k" in metrics,
+        "binary_threshold": _binary_threshold(loss),
+        "loss": loss,
+        "loss_wrapper": loss.target == "binary" or (loss.target == "class" and len(net.output_shape) > 1),
+        "criterion": _criterion(loss),
+        "optimizer_call": _optimizer(train),
+        "schedule": train.schedule,
+        "scheduler_call": _scheduler(train),
+        "precision": train.precision,
+        "early_stopping": train.early_stopping,
+        "stop_mode": _stop_mode(train),
+        **_call_context(train, augments),
+    }
+
+
+def _call_context(train: ir.Train, augments: bool) -> dict[str, Any]:
+    """The training loop's and the checkpoints' signatures: only the arguments the spec needs."""
+    trained = "compiled" if train.compile else "model"
+    scheduler = "scheduler" if train.schedule else None
+    amp = ("amp", "scaler") if train.precision != "fp32" else (None, None)
+    steps = "steps" if train.steps else None
+    train_args = ("model", "optimizer", scheduler, "train", "g", "state", "augment" if augments else None, steps, *amp)
+    checkpoint_args = ("out", "model", "optimizer", scheduler, "g", "state")
+    train_call = _call("train_epoch", *train_args)
+    train_call.args[0] = Param(trained)
+    return {
+        "trained": trained,
+        "train_params": _params(*train_args),
+        "train_call": train_call,
+        "checkpoint_params": _params(*checkpoint_args),
+        "save_call": _call("save_checkpoint", *checkpoint_args),
+        "load_params": _params(*checkpoint_args[:-1]),
+        "load_call": _call("load_checkpoint", *checkpoint_args[:-1]),
+    }
+
+
+def _meter(train: ir.Train, net: ir.Network) -> Call:
+    """The Meter of netspec.runtime.loop.evaluate: the number of classes and the k of top_k, if any."""
+    loss = train.loss
+    if loss.target == "value":
+        return Call("Meter", [])
+    classes = 2 if loss.target == "binary" else net.output_shape[-1]
+    top_k = tuple(m.arg() for m in train.metrics if m.kind == "top_k")
+    return Call("Meter", [Value(classes)] + ([Value(top_k)] if top_k else []))
+
+
+def _binary_threshold(loss: Any) -> float | None:
+    """Where one binary output divides the classes (netspec.runtime.loop.binary_threshold)."""
+    if loss.target != "binary":
+        return None
+    return 0.5 if loss.kind == "bce" else 0.0
+
+
+def _criterion(loss: Any) -> Call:
+    """The torch loss netspec.runtime.loop._loss builds."""
+    kwargs: list[tuple[str, Any]] = [(k, Value(v)) for k, v in loss.torch_kwargs().items()]
+    kwargs = [(k, Call("torch.tensor", [Value([v.value])]) if k == "pos_weight" else v) for k, v in kwargs]
+    return Call(f"nn.{loss.torch_class}", [], kwargs)
+
+
+def _optimizer(train: ir.Train) -> Call:
+    kwargs = [(k, Value(v)) for k, v in train.optimizer.torch_kwargs().items()]
+    return Call(f"torch.optim.{train.optimizer.torch_class}", [Call("model.parameters")], kwargs)
+
+
+def _scheduler(train: ir.Train) -> Call | None:
+    """The scheduler of netspec.runtime.loop._scheduler; what follows from the run's length (the
+    one-cycle's total steps, the cosine's default period) is the script's variable."""
+    schedule = train.schedule
+    if schedule is None:
+        return None
+    name, kwargs = schedule.torch_scheduler(0, 0)
+    args: list[tuple[str, Any]] = [(k, Value(v)) for k, v in kwargs.items()]
+    if schedule.kind == "onecycle":
+        args = [(k, Param("total_steps") if k == "total_steps" else v) for k, v in args]
+    if schedule.kind == "cosine" and getattr(schedule, "t_max", None) is None:
+        args = [(k, Param("epochs") if k == "T_max" else v) for k, v in args]
+    return Call(f"torch.optim.lr_scheduler.{name}", [Param("optimizer")], args)
+
+
+def _stop_mode(train: ir.Train) -> str | None:
+    stop = train.early_stopping
+    if stop is None:
+        return None
+    return stop.mode if stop.mode != "auto" else monitor_mode(stop.monitor)
