@@ -12,9 +12,9 @@ from typing import Any
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic
 from netspec.language.parse import parse
+from netspec.language.printer import args, call, entry, expr
 
 INDENT = "    "
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2}
 
 
 def format_text(text: str) -> tuple[str | None, list[Diagnostic]]:
@@ -143,36 +143,4 @@ def _braced(item: Any) -> bool:
     return isinstance(item, (st.Network, st.Block, st.Section))
 
 
-def entry(e: st.Entry) -> str:
-    text = e.key + (args(e.args) if e.args is not None else "")
-    return text + (" " + ", ".join(expr(v) for v in e.values) if e.values else "")
-
-
-def call(c: st.Call) -> str:
-    return c.name + (args(c.args) if c.args is not None else "")
-
-
-def args(items: tuple[st.Arg, ...]) -> str:
-    return "(" + ", ".join((f"{a.name}=" if a.name else "") + expr(a.value) for a in items) + ")"
-
-
-def expr(e: Any, parent: int = 0) -> str:
-    """An expression, with parentheses only where precedence needs them."""
-    if isinstance(e, (st.Num, st.Str)):
-        return e.raw
-    if isinstance(e, st.Const):
-        return {True: "true", False: "false", None: "none"}[e.value]
-    if isinstance(e, st.Name):
-        return e.id
-    if isinstance(e, st.Call):
-        return call(e)
-    if isinstance(e, st.ListExpr):
-        return "[" + ", ".join(expr(i) for i in e.items) + "]"
-    if isinstance(e, st.Neg):
-        return _wrap("-" + expr(e.operand, 3), 3, parent)
-    prec = _PREC[e.op]
-    return _wrap(f"{expr(e.left, prec)} {e.op} {expr(e.right, prec + 1)}", prec, parent)
-
-
-def _wrap(text: str, prec: int, parent: int) -> str:
-    return f"({text})" if prec < parent else text
+__all__ = ["args", "call", "entry", "expr", "format_text"]
