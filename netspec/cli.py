@@ -347,9 +347,9 @@ def _load_for_run(args: argparse.Namespace) -> Any:
 
 
 def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
-    from netspec.runtime.loop import Options
+    from netspec.runtime.loop import RunOptions
 
-    return Options(
+    return RunOptions(
         out=out,
         data_dir=args.data_dir,
         device=args.device,
@@ -379,7 +379,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     from netspec.runtime.datasets import DataError
-    from netspec.runtime.loop import ResumeError, TrainingError, run
+    from netspec.runtime.loop import TrainingError, run
+    from netspec.runtime.rundir import ResumeError
 
     out = Path(args.resume or args.out or _default_run_dir(args.file))
     try:

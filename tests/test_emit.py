@@ -409,12 +409,12 @@ def run_script(script: Path, *args: str, cwd: Path | None = None, blocked: tuple
 def run_netspec(program: Program, out: Path, data_dir: Path | str, spec_dir: Path, name: str) -> dict[str, Any]:
     """`netspec run`, in-process and single-threaded like the scripts."""
     torch = pytest.importorskip("torch")
-    from netspec.runtime.loop import Options, run
+    from netspec.runtime.loop import RunOptions, run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        options = Options(
+        options = RunOptions(
             out=out, data_dir=str(data_dir), quiet=True, spec_dir=spec_dir, spec_name=name, download=False
         )
         return run(program, options)

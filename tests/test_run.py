@@ -26,7 +26,7 @@ from netspec.ir.pipeline import compile_text  # noqa: E402
 from netspec.language.diagnostics import has_errors  # noqa: E402
 from netspec.runtime import loop as run_mod  # noqa: E402
 from netspec.runtime.datasets import DataError  # noqa: E402
-from netspec.runtime.loop import Options, build, evaluate, prepare_data, run  # noqa: E402
+from netspec.runtime.loop import RunOptions, build, evaluate, prepare_data, run  # noqa: E402
 from netspec.verbatim import data as vdata  # noqa: E402
 from netspec.verbatim import metrics as vmetrics  # noqa: E402
 
@@ -192,7 +192,7 @@ def program_of(text: str, *overrides: str) -> Program:
 
 def quick(text: str, *overrides: str, out: Path | None = None) -> dict[str, Any]:
     """Run a spec in-process (no run directory unless `out`)."""
-    return run(program_of(text, *overrides), Options(out=out, quiet=True, device="cpu"))
+    return run(program_of(text, *overrides), RunOptions(out=out, quiet=True, device="cpu"))
 
 
 def write_spec(tmp_path: Path, text: str, name: str = "tiny.net") -> str:
@@ -332,7 +332,7 @@ def _lr_rows(spec: str) -> list[float]:
     import unittest.mock
 
     with unittest.mock.patch.object(run_mod, "epoch_row", record):
-        run(program, Options(quiet=True, device="cpu"))
+        run(program, RunOptions(quiet=True, device="cpu"))
     return rows  # type: ignore[return-value]
 
 
@@ -731,9 +731,9 @@ def test_every_optimizers_state_survives_a_resume(tmp_path: Path, name: str) -> 
     goes through checkpoint.safetensors and state.json and comes back exactly."""
     text = pairs_spec(optimizer=OPTIMIZERS[name][0], extra="epochs 3\n    schedule step(1, gamma=0.5)")
     full, part = tmp_path / "full", tmp_path / "part"
-    run(program_of(text), Options(out=full, quiet=True, device="cpu"))
-    run(program_of(text, "train.epochs=2"), Options(out=part, quiet=True, device="cpu"))
-    run(program_of(text), Options(resume=part, quiet=True, device="cpu"))
+    run(program_of(text), RunOptions(out=full, quiet=True, device="cpu"))
+    run(program_of(text, "train.epochs=2"), RunOptions(out=part, quiet=True, device="cpu"))
+    run(program_of(text), RunOptions(resume=part, quiet=True, device="cpu"))
     assert metrics_rows(part) == metrics_rows(full)
     assert_same_weights(full / "model.safetensors", part / "model.safetensors")
 

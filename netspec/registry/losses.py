@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional, Sequence
 
 from pydantic import Field
 
@@ -16,6 +16,7 @@ from netspec.registry.base import (
     changed,
     fmt_shape,
 )
+from netspec.registry.metrics import Metric, TopK
 from netspec.registry.sources import Task
 
 
@@ -26,6 +27,15 @@ class Loss(Op):
     def torch_kwargs(self) -> dict[str, Any]:
         """Arguments for the torch loss: the parameters that differ from their defaults."""
         return changed(self)
+
+    # where one binary output divides the classes: 0.5 for probabilities, 0.0 for logits; None: no binary output
+    threshold: ClassVar[float | None] = None
+
+    def meter_args(self, outputs: int, metrics: Sequence[Metric]) -> tuple[int, tuple[int, ...], float | None]:
+        """What the evaluation Meter counts for this loss, a network of `outputs` scores and these metrics:
+        the classes of its confusion matrix (0: errors of values), the k of top_k and the binary threshold."""
+        classes = {"value": 0, "binary": 2}.get(self.target, outputs)
+        return classes, tuple(m.k for m in metrics if isinstance(m, TopK)), self.threshold
 
     wants_last: ClassVar[tuple[str, ...]] = ()  # final activations it expects
     rejects_last: ClassVar[tuple[str, ...]] = ()  # final activations it already applies itself
@@ -183,6 +193,7 @@ class BCE(_BinaryLoss):
     kind: Literal["bce"] = "bce"
     torch_class: ClassVar[str] = "BCELoss"
     wants_last: ClassVar = ("sigmoid",)
+    threshold: ClassVar[float | None] = 0.5
 
 
 @LOSSES.register
@@ -194,3 +205,4 @@ class BCELogits(_BinaryLoss):
     pos_weight: Optional[PosFloat] = Field(None, description="weight of positive examples")
     rejects_last: ClassVar = ("sigmoid",)
     applies: ClassVar[str] = "a sigmoid"
+    threshold: ClassVar[float | None] = 0.0

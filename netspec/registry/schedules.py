@@ -20,6 +20,15 @@ from netspec.registry.metrics import monitor_mode
 
 class Schedule(Op):
     every: ClassVar[str] = "epoch"  # when it steps: after each "epoch" or each optimizer "step"
+    monitored: ClassVar[bool] = False  # whether each step is given the monitored value
+    # scheduler state that follows from the run's length: a run resumed with more epochs or steps keeps
+    # the new run's, so that a one-cycle schedule is not stepped past its saved end
+    run_length_keys: ClassVar[tuple[str, ...]] = ()
+
+    def run_length_args(self) -> dict[str, str]:
+        """The scheduler arguments that follow from the run's length: argument -> "epochs" or
+        "total_steps" (the run's optimizer steps)."""
+        return {}
 
     def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
         """The torch.optim.lr_scheduler class and its arguments for a run of this length."""
@@ -49,6 +58,10 @@ class Cosine(Schedule):
     kind: Literal["cosine"] = "cosine"
     t_max: Optional[PosInt] = Field(None, description="epochs of one half-cosine (default: all epochs)")
     eta_min: NonNegFloat = Field(0.0, description="final learning rate")
+    run_length_keys: ClassVar[tuple[str, ...]] = ("T_max",)
+
+    def run_length_args(self) -> dict[str, str]:
+        return {} if self.t_max else {"T_max": "epochs"}
 
     def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
         return "CosineAnnealingLR", {
@@ -66,6 +79,10 @@ class OneCycle(Schedule):
     pct_start: Fraction = Field(0.3, description="fraction of steps spent warming up")
     positional: ClassVar = ("max_lr",)
     every: ClassVar[str] = "step"
+    run_length_keys: ClassVar[tuple[str, ...]] = ("total_steps", "_schedule_phases")
+
+    def run_length_args(self) -> dict[str, str]:
+        return {"total_steps": "total_steps"}
 
     def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
         return "OneCycleLR", {
@@ -99,6 +116,7 @@ class Plateau(Schedule):
     monitor: str = Field("val_loss", description="what to watch: val_loss or val_<metric>")
     mode: Literal["min", "max", "auto"] = Field("auto", description="whether lower or higher is better")
     min_lr: NonNegFloat = Field(0.0, description="lower bound on the rate")
+    monitored: ClassVar[bool] = True
 
     def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
         mode = self.mode if self.mode != "auto" else monitor_mode(self.monitor)

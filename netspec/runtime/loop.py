@@ -12,6 +12,7 @@ spec's seed: the same spec and seed give the same metrics on CPU, run after run,
 from __future__ import annotations
 
 import math
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +21,17 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+import netspec
 from netspec.ir import nodes as ir
 from netspec.registry.metrics import monitor_mode
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
 from netspec.runtime.datasets import Arrays, DataError, ImageFiles, load, resolve_root
+from netspec.runtime.rundir import State
 from netspec.verbatim import data as vdata
 from netspec.verbatim import metrics as vmetrics
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-class ResumeError(Exception):
-    """A run directory cannot be resumed with this spec."""
 
 
 class TrainingError(Exception):
@@ -40,7 +39,7 @@ class TrainingError(Exception):
 
 
 @dataclass
-class Options:
+class RunOptions:
     out: Path | None = None
     data_dir: str | None = None
     device: str | None = None  # overrides train.device
@@ -230,8 +229,9 @@ class Experiment:
     device: torch.device
     epochs: int
     steps_per_epoch: int
-    classes: int
+    classes: int  # of the confusion matrix; 0: the outputs are values
     metrics: dict[str, Any]
+    meter_args: tuple[int, tuple[int, ...], float | None]  # what the evaluation Meter counts
     autocast: Any  # None, or the dtype of CUDA mixed precision
     scaler: Any = None  # a GradScaler for fp16 (bf16 needs none)
     channels_last: bool = False  # convolutions on CUDA run faster with NHWC inputs
@@ -261,9 +261,7 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
     optimizer = getattr(torch.optim, train.optimizer.torch_class)(model.parameters(), **train.optimizer.torch_kwargs())
     scheduler = _scheduler(train, optimizer, epochs, steps_per_epoch)
-    classes = net.output_shape[-1] if train.loss.target != "value" else 0
-    if train.loss.target == "binary":
-        classes = 2
+    meter_args = train.loss.meter_args(net.output_shape[-1], train.metrics)
     autocast = _autocast(train, device)
     scaler = torch.amp.GradScaler("cuda") if autocast == torch.float16 else None
     return Experiment(
@@ -276,8 +274,9 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
         device,
         epochs,
         steps_per_epoch,
-        classes,
+        meter_args[0],
         {m.kind: m.arg() for m in train.metrics},
+        meter_args,
         autocast,
         scaler,
         channels_last,
@@ -296,16 +295,9 @@ def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tens
     return criterion  # type: ignore[no-any-return]
 
 
-def binary_threshold(loss: Any) -> float | None:
-    """Where one binary output divides the classes: bce's outputs are probabilities, bce_logits' logits."""
-    if loss.target != "binary":
-        return None
-    return 0.5 if loss.kind == "bce" else 0.0
-
-
 def binary_probabilities(loss: Any, out: torch.Tensor) -> torch.Tensor:
-    """[..., 2] class probabilities from one binary output [..., 1]."""
-    p = out if binary_threshold(loss) == 0.5 else out.sigmoid()
+    """[..., 2] class probabilities from one binary output [..., 1]: a probability, or a logit."""
+    p = out if loss.threshold == 0.5 else out.sigmoid()
     return torch.cat([1 - p, p], -1)
 
 
@@ -313,8 +305,8 @@ def _scheduler(train: ir.Train, optimizer: torch.optim.Optimizer, epochs: int, s
     if train.schedule is None:
         return None
     name, kwargs = train.schedule.torch_scheduler(epochs, steps_per_epoch)
-    if train.steps and "total_steps" in kwargs:  # a run of `steps`: the cycle spans exactly those
-        kwargs["total_steps"] = train.steps
+    if train.steps:  # a run of `steps`: a cycle over the run spans exactly those
+        kwargs.update({k: train.steps for k, v in train.schedule.run_length_args().items() if v == "total_steps"})
     return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
 
 
@@ -328,18 +320,6 @@ def _autocast(train: ir.Train, device: torch.device) -> Any:
 
 
 # --- the loop -----------------------------------------------------------------------------
-
-
-@dataclass
-class State:
-    """Everything a resumed run needs besides tensors."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0
-    rows: list[dict[str, float]] = field(default_factory=list)
-    best: float | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
 
 
 def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Callable[[int, float], None]) -> float:
@@ -401,8 +381,7 @@ def evaluate(
 ) -> tuple[vmetrics.Meter, torch.Tensor | None]:
     """Loss and metric statistics over a split, in order, in evaluation mode."""
     exp.model.eval()
-    top_k = tuple(v for k, v in exp.metrics.items() if k == "top_k")
-    meter = vmetrics.Meter(exp.classes, top_k, binary_threshold(exp.program.train.loss))  # type: ignore[union-attr]
+    meter = vmetrics.Meter(*exp.meter_args)
     batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
     outputs = []
     for x, y in batches(split, None, batch, exp.device):
@@ -429,8 +408,8 @@ def end_of_epoch(exp: Experiment, state: State, row: dict[str, float]) -> None:
     train = exp.program.train
     assert train is not None
     if exp.scheduler is not None and train.schedule is not None and train.schedule.every == "epoch":
-        monitor = getattr(train.schedule, "monitor", None)
-        exp.scheduler.step(*([row.get(monitor, row["train_loss"])] if monitor else []))
+        monitored = [row.get(train.schedule.monitor, row["train_loss"])] if train.schedule.monitored else []  # type: ignore[attr-defined]
+        exp.scheduler.step(*monitored)
     stop = train.early_stopping
     if stop is None:
         return
@@ -474,7 +453,7 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
     return state
 
 
-def run(program: ir.Program, options: Options) -> dict[str, Any]:
+def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
     """Train and evaluate; write the run directory; return the summary."""
     train, dataset = program.train, program.dataset
     if train is None or dataset is None:
@@ -492,4 +471,52 @@ def run(program: ir.Program, options: Options) -> dict[str, Any]:
     exp.model = model  # type: ignore[assignment]
     started = time.perf_counter()
     state = fit(exp, state, g, out, artifacts.Progress(options.quiet, options.log))
-    return artifacts.finish(out, exp, state, time.perf_counter() - started, options)
+    return finish(out, exp, state, time.perf_counter() - started, options)
+
+
+# --- the end of a run ----------------------------------------------------------------------
+
+
+def finish(out: Path | None, exp: Experiment, state: State, seconds: float, options: RunOptions) -> dict[str, Any]:
+    """Evaluate on the test split; write summary.json, the final weights and plots."""
+    test: dict[str, float] = {}
+    predictions = None
+    if exp.data.test is not None:
+        meter, predictions = evaluate(exp, exp.data.test, keep_predictions=True)
+        test = {"loss": meter.loss, **meter.metrics(exp.metrics)}
+    summary = _summary(exp, state, test, seconds, options)
+    if out is not None:
+        artifacts.finish(out, exp, summary)
+        artifacts.plots(out, state.rows, _test_plots(exp, predictions))
+    return summary
+
+
+def _summary(
+    exp: Experiment, state: State, test: dict[str, float], seconds: float, options: RunOptions
+) -> dict[str, Any]:
+    train = exp.program.train
+    net = exp.program.network(train.model) if train else None
+    return {
+        "spec": options.spec_name,
+        "test": test,
+        "params": net.params if net else 0,
+        "seed": train.seed if train else 0,
+        "epochs": state.epoch,
+        "steps": state.step,
+        "stopped_early": state.stopped_early,
+        "device": str(exp.device),
+        "wall_seconds": round(seconds, 3),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "netspec": netspec.__version__},
+        "data_sha256": exp.data.files,
+    }
+
+
+def _test_plots(exp: Experiment, predictions: torch.Tensor | None) -> dict[str, Any] | None:
+    """What the test split's plots show: class probabilities, labels, class names and, of images, the first 16."""
+    test = exp.data.test
+    if predictions is None or not exp.classes or test is None:
+        return None
+    if predictions.shape[-1] == 1:  # one binary output: as two class probabilities
+        predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
+    images = test.head(16, exp.device) if len(test.x.shape) == 4 else None
+    return {"predictions": predictions, "y": test.y, "classes": exp.data.classes, "images": images}

@@ -10,7 +10,15 @@ import torch
 
 from netspec.ir import nodes as ir
 from netspec.runtime.datasets import DataError, load, read_image, resolve_root
-from netspec.runtime.loop import Experiment, Options, binary_probabilities, build, evaluate, pick_device, prepare_data
+from netspec.runtime.loop import (
+    Experiment,
+    RunOptions,
+    binary_probabilities,
+    build,
+    evaluate,
+    pick_device,
+    prepare_data,
+)
 
 
 def load_weights(exp: Experiment, path: Path) -> None:
@@ -29,7 +37,7 @@ def load_weights(exp: Experiment, path: Path) -> None:
         )
 
 
-def _experiment(program: ir.Program, options: Options, weights: Path) -> Experiment:
+def _experiment(program: ir.Program, options: RunOptions, weights: Path) -> Experiment:
     train, dataset = program.train, program.dataset
     assert train is not None and dataset is not None
     device = pick_device(options.device or train.device)
@@ -39,7 +47,7 @@ def _experiment(program: ir.Program, options: Options, weights: Path) -> Experim
     return exp
 
 
-def evaluate_weights(program: ir.Program, options: Options, weights: Path) -> dict[str, float]:
+def evaluate_weights(program: ir.Program, options: RunOptions, weights: Path) -> dict[str, float]:
     exp = _experiment(program, options, weights)
     split = exp.data.test or exp.data.val
     if split is None:
@@ -48,7 +56,7 @@ def evaluate_weights(program: ir.Program, options: Options, weights: Path) -> di
     return {"loss": meter.loss, **meter.metrics(exp.metrics)}
 
 
-def predict(program: ir.Program, options: Options, weights: Path, inputs: list[str]) -> list[dict[str, Any]]:
+def predict(program: ir.Program, options: RunOptions, weights: Path, inputs: list[str]) -> list[dict[str, Any]]:
     exp = _experiment(program, options, weights)
     net = program.network(program.train.model)  # type: ignore[union-attr]
     assert net is not None

@@ -13,21 +13,44 @@ import csv
 import io
 import json
 import os
-import platform
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
+from torch import nn
 
-import netspec
+from netspec.ir import nodes as ir
+from netspec.registry.metrics import monitor_mode
 
-if TYPE_CHECKING:
-    from netspec.runtime.loop import Experiment, Options, State
+
+class ResumeError(Exception):
+    """A run directory cannot be resumed with this spec."""
+
+
+@dataclass
+class State:
+    """Everything a resumed run needs besides tensors."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+class Checkpointed(Protocol):
+    """What a checkpoint saves and restores of a run (a netspec.runtime.loop.Experiment)."""
+
+    program: ir.Program
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -52,7 +75,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def model_state(exp: Experiment) -> dict[str, torch.Tensor]:
+def model_state(exp: Checkpointed) -> dict[str, torch.Tensor]:
     model = getattr(exp.model, "_orig_mod", exp.model)  # unwrap torch.compile
     return dict(model.state_dict())
 
@@ -60,7 +83,7 @@ def model_state(exp: Experiment) -> dict[str, torch.Tensor]:
 # --- checkpoints ---------------------------------------------------------------------------
 
 
-def save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generator) -> None:
+def save_checkpoint(out: Path, exp: Checkpointed, state: State, g: torch.Generator) -> None:
     """After each epoch: weights, optimizer, scheduler and random states, metrics so far.
     A Ctrl-C while the files are written takes effect once they all are, so that the
     tensors and state.json always belong to the same epoch."""
@@ -87,7 +110,7 @@ def _interrupts_deferred() -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)
 
 
-def _save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generator) -> None:
+def _save_checkpoint(out: Path, exp: Checkpointed, state: State, g: torch.Generator) -> None:
     tensors = {f"model.{k}": v for k, v in model_state(exp).items()}
     opt = exp.optimizer.state_dict()
     plain: dict[str, Any] = {}
@@ -111,14 +134,12 @@ def _save_checkpoint(out: Path, exp: Experiment, state: State, g: torch.Generato
     _save_best(out, exp, state)
 
 
-def _save_best(out: Path, exp: Experiment, state: State) -> None:
+def _save_best(out: Path, exp: Checkpointed, state: State) -> None:
     train = exp.program.train
     key = train.early_stopping.monitor if train and train.early_stopping else "val_loss"
     values = [r.get(key) for r in state.rows]
     if values[-1] is None:
         return
-    from netspec.registry.metrics import monitor_mode
-
     pick = min if monitor_mode(key) == "min" else max
     if values[-1] == pick(v for v in values if v is not None):
         save_tensors(out / "best.safetensors", model_state(exp))
@@ -132,10 +153,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in state.json")
 
 
-def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> State:
+def load_checkpoint(out: Path | None, exp: Checkpointed, g: torch.Generator) -> State:
     """Restore a run directory's last checkpoint into `exp` and `g`."""
-    from netspec.runtime.loop import State
-
     if out is None or not (out / "state.json").is_file():
         raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
     info = json.loads((out / "state.json").read_text())
@@ -144,11 +163,10 @@ def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> St
         exp.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         exp.optimizer.load_state_dict(_optimizer_state(info["optimizer"], tensors))
     except (RuntimeError, ValueError, KeyError) as e:  # the spec's network or optimizer changed
-        from netspec.runtime.loop import ResumeError
-
         raise ResumeError(f"the checkpoint in {out} does not fit this spec ({str(e).splitlines()[0]})") from e
     if exp.scheduler is not None and info["scheduler"] is not None:
-        exp.scheduler.load_state_dict(_scheduler_state(info["scheduler"], exp.scheduler.state_dict()))
+        fresh = exp.scheduler.state_dict()
+        exp.scheduler.load_state_dict(_scheduler_state(exp.program, info["scheduler"], fresh))
     g.set_state(tensors["rng.shuffle"])
     torch.set_rng_state(tensors["rng.torch"])
     state = State(**info["state"])
@@ -156,13 +174,11 @@ def load_checkpoint(out: Path | None, exp: Experiment, g: torch.Generator) -> St
     return state
 
 
-# Scheduler settings that follow from the run's length: a run resumed with more epochs or steps
-# keeps the new spec's, so that a one-cycle schedule is not stepped past its saved end.
-RUN_LENGTH_KEYS = ("total_steps", "_schedule_phases", "T_max")
-
-
-def _scheduler_state(saved: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
-    return {**saved, **{k: fresh[k] for k in RUN_LENGTH_KEYS if k in fresh}}
+def _scheduler_state(program: ir.Program, saved: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """The saved scheduler state, but what follows from the run's length comes from this run."""
+    schedule = program.train.schedule if program.train else None
+    keys = schedule.run_length_keys if schedule else ()
+    return {**saved, **{k: fresh[k] for k in keys if k in fresh}}
 
 
 def _optimizer_state(saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -180,7 +196,7 @@ def _optimizer_state(saved: dict[str, Any], tensors: dict[str, torch.Tensor]) ->
 # --- the run directory ---------------------------------------------------------------------
 
 
-def start(out: Path, program: Any, exp: Experiment, resumed: bool) -> None:
+def start(out: Path, program: Any, exp: Checkpointed, resumed: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "spec.json", program.model_dump_json(indent=1))
 
@@ -201,56 +217,25 @@ def _cell(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def finish(out: Path | None, exp: Experiment, state: State, seconds: float, options: Options) -> dict[str, Any]:
-    """Evaluate on the test split; write summary.json, the final weights and plots."""
-    from netspec.runtime.loop import evaluate
-
-    test: dict[str, float] = {}
-    predictions = None
-    if exp.data.test is not None:
-        meter, predictions = evaluate(exp, exp.data.test, keep_predictions=True)
-        test = {"loss": meter.loss, **meter.metrics(exp.metrics)}
-    summary = _summary(exp, state, test, seconds, options)
-    if out is not None:
-        save_tensors(out / "model.safetensors", model_state(exp))
-        write_atomic(out / "summary.json", json.dumps(summary, indent=2))
-        _plots(out, exp, state, predictions)
-    return summary
+def finish(out: Path, exp: Checkpointed, summary: dict[str, Any]) -> None:
+    """The final weights and summary.json."""
+    save_tensors(out / "model.safetensors", model_state(exp))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
 
 
-def _summary(exp: Experiment, state: State, test: dict[str, float], seconds: float, options: Options) -> dict[str, Any]:
-    train = exp.program.train
-    net = exp.program.network(train.model) if train else None
-    return {
-        "spec": options.spec_name,
-        "test": test,
-        "params": net.params if net else 0,
-        "seed": train.seed if train else 0,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "stopped_early": state.stopped_early,
-        "device": str(exp.device),
-        "wall_seconds": round(seconds, 3),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "netspec": netspec.__version__},
-        "data_sha256": exp.data.files,
-    }
-
-
-def _plots(out: Path, exp: Experiment, state: State, predictions: torch.Tensor | None) -> None:
+def plots(out: Path, rows: list[dict[str, float]], test: dict[str, Any] | None) -> None:
+    """Learning curves; with `test` (probabilities, labels, classes, the first inputs), the confusion
+    matrix and, of images, a grid of predictions."""
     try:
-        from netspec.runtime import plots
+        from netspec.runtime import plots as draw
     except ImportError:  # matplotlib is optional for running
         return
-    plots.curves(out / "curves.png", state.rows)
-    if predictions is not None and exp.classes and exp.data.test is not None:
-        if predictions.shape[-1] == 1:  # one binary output: as two class probabilities
-            from netspec.runtime.loop import binary_probabilities
-
-            predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
-        plots.confusion(out / "confusion.png", predictions, exp.data.test.y, exp.data.classes)
-        if len(exp.data.test.x.shape) == 4:
-            images = exp.data.test.head(16, exp.device)
-            plots.predictions(out / "predictions.png", images, predictions, exp.data.test.y, exp.data.classes)
+    draw.curves(out / "curves.png", rows)
+    if test is None:
+        return
+    draw.confusion(out / "confusion.png", test["predictions"], test["y"], test["classes"])
+    if test["images"] is not None:
+        draw.predictions(out / "predictions.png", test["images"], test["predictions"], test["y"], test["classes"])
 
 
 # --- console ---------------------------------------------------------------------------------
