@@ -12,6 +12,7 @@ import json
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
+from copy import copy
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -20,6 +21,7 @@ from typing import Any, Iterator
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import BasicLexer, LexerThread
 
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, make
@@ -558,3 +560,31 @@ def _bad_character(e: UnexpectedCharacters, text: str) -> Diagnostic:
             "is this a binary file?",
         )
     return make("NS002", f"unexpected character `{ch}`", span)
+
+
+# --- tokens, for tools that read text that may not parse ------------------------------------------
+
+
+@cache
+def _lexer() -> BasicLexer:
+    """The grammar's terminals as one plain lexer: no parser state, no post-lexer, no comment callback."""
+    conf = copy(parser().lexer_conf)
+    conf.ignore = ()  # whitespace is left out by `lex`, comments are kept
+    conf.callbacks = {}
+    return BasicLexer(conf)
+
+
+def lex(text: str) -> tuple[list[Token], int | None]:
+    """``text`` as the grammar's tokens, without parsing: comments included, whitespace and line
+    continuations left out, every keyword its own terminal (`NETWORK`, `INPUT`, ...), new lines inside
+    brackets kept (no post-lexer). For tools that read text being edited (the language server's cursor
+    context). Lexing stops at the first character that no terminal matches (an unterminated string, a
+    stray `:`): the second value is its index, None when the whole text was read."""
+    out: list[Token] = []
+    try:
+        for tok in LexerThread.from_text(_lexer(), text).lex(None):
+            if not tok.type.startswith("__IGNORE"):
+                out.append(tok)
+    except UnexpectedCharacters as e:
+        return out, e.pos_in_stream
+    return out, None
