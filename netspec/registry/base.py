@@ -93,6 +93,11 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return list(self.entries)
 
+    @property
+    def plural(self) -> str:
+        """The family's name in the plural: "losses", "metrics"."""
+        return self.what + ("es" if self.what.endswith("s") else "s")
+
     def union(self) -> Any:
         """A discriminated union type over every entry, for IR fields."""
         members = tuple(self.entries.values())
@@ -138,6 +143,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
         return "none"
     return repr(value)
+
+
+def article(noun: str) -> str:
+    """The noun with its indefinite article: "a loss", "an optimizer"."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def fmt_shape(shape: Shape | None) -> str:

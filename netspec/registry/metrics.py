@@ -10,6 +10,7 @@ from netspec.registry.base import (
     NonNegFloat,
     Op,
     PosInt,
+    Problem,
     Registry,
 )
 
@@ -21,6 +22,10 @@ class Metric(Op):
     def arg(self) -> Any:
         """What the metric function needs besides the statistics: k, or how to average."""
         return getattr(self, "k", None) or getattr(self, "average", None)
+
+    def check_output(self, classes: int) -> list[Problem]:
+        """Rules against a classifier's number of classes (the network's last dimension)."""
+        return []
 
 
 def monitor_mode(monitor: str) -> str:
@@ -47,6 +52,11 @@ class TopK(Metric):
     kind: Literal["top_k"] = "top_k"
     k: PosInt = Field(5, description="how many top classes count")
     positional: ClassVar = ("k",)
+
+    def check_output(self, classes: int) -> list[Problem]:
+        if self.k > classes:
+            return [Problem(f"top_k with k={self.k} needs more than the {classes} classes the network scores")]
+        return []
 
 
 class _Averaged(Metric):

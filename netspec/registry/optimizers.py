@@ -22,6 +22,11 @@ class Optimizer(Op):
 
     positional: ClassVar = ("lr",)
     torch_class: ClassVar[str] = ""  # the torch.optim class
+    states: ClassVar[int] = 0  # tensors of state it keeps per parameter (for the memory estimate)
+
+    def state_copies(self) -> int:
+        """How many copies of the weights its state takes, with these settings."""
+        return self.states
 
     def torch_kwargs(self) -> dict[str, Any]:
         """The learning rate, and the other settings that differ from their (torch's) defaults."""
@@ -39,11 +44,15 @@ class SGD(Optimizer):
 
     kind: Literal["sgd"] = "sgd"
     torch_class: ClassVar[str] = "SGD"
+    states: ClassVar[int] = 0  # and the momentum buffer, with momentum
     lr: PosFloat = Field(0.01, description="learning rate")
     momentum: Fraction = Field(0.0, description="momentum factor")
     nesterov: bool = Field(False, description="Nesterov momentum")
     weight_decay: NonNegFloat = Field(0.0, description="L2 penalty")
     dampening: Fraction = Field(0.0, description="dampening for momentum")
+
+    def state_copies(self) -> int:
+        return 1 if self.momentum else 0  # the momentum buffer
 
     def problems(self) -> list[Problem]:
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
@@ -57,6 +66,7 @@ class Adagrad(Optimizer):
 
     kind: Literal["adagrad"] = "adagrad"
     torch_class: ClassVar[str] = "Adagrad"
+    states: ClassVar[int] = 1
     lr: PosFloat = Field(0.01, description="learning rate")
     lr_decay: NonNegFloat = Field(0.0, description="learning rate decay")
     weight_decay: NonNegFloat = Field(0.0, description="L2 penalty")
@@ -69,6 +79,7 @@ class RMSprop(Optimizer):
 
     kind: Literal["rmsprop"] = "rmsprop"
     torch_class: ClassVar[str] = "RMSprop"
+    states: ClassVar[int] = 1
     lr: PosFloat = Field(0.01, description="learning rate")
     alpha: Fraction = Field(0.99, description="smoothing constant")
     eps: PosFloat = Field(1e-8, description="added to the denominator for stability")
@@ -78,6 +89,7 @@ class RMSprop(Optimizer):
 
 
 class _AdamBase(Optimizer):
+    states: ClassVar[int] = 2  # the two moments
     lr: PosFloat = Field(0.001, description="learning rate")
     betas: Betas = Field((0.9, 0.999), description="decay rates of the gradient moments")
     eps: PosFloat = Field(1e-8, description="added to the denominator for stability")
