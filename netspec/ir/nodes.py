@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
 from pydantic import Field
 
 from netspec.language.span import Node, Shape, Span
-from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
+from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping, Layer
 
 FORMAT_VERSION = 1
 
@@ -141,6 +141,20 @@ class Program(Node):
 
     def network(self, name: str) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)
+
+
+def leaves(steps: list[Any]) -> list[Layer]:
+    """The layers of some steps, in order, through blocks, repeats and residuals."""
+    out: list[Layer] = []
+    for s in steps:
+        if isinstance(s, Layer):
+            out.append(s)
+        elif isinstance(s, Repeat):
+            for it in s.iterations:
+                out += leaves(it)
+        else:
+            out += leaves(s.steps)
+    return out
 
 
 def schema() -> dict[str, Any]:

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
-from netspec.ir.check import Options, Trace, check
+from netspec.ir.check import CheckOptions, Trace, check, run
 from netspec.ir.nodes import Program
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, SpecError, has_errors, sort_key
@@ -44,7 +44,7 @@ def compile_text(
     text: str,
     file: str = "<input>",
     overrides: list[str] | tuple[str, ...] = (),
-    options: Options = Options(),
+    options: CheckOptions = CheckOptions(),
     parser: Callable[[str], tuple[st.Module | None, list[Diagnostic]]] = parse,
 ) -> Result:
     """Parse, apply overrides and check a spec's text. Never raises on bad input.
@@ -57,18 +57,17 @@ def compile_text(
         module, more = apply_overrides(module, list(overrides))
         diags += more
         if not has_errors(diags) or module.items:
-            from netspec.ir.check import Checker
-
-            checker = Checker(options)
-            program = checker.run(module)
-            diags += [d for d in checker.diagnostics if not (recovered and d.code in WHOLE_SPEC_CODES)]
-            result.trace = checker.trace
+            program, ctx = run(module, options)
+            diags += [d for d in ctx.diagnostics if not (recovered and d.code in WHOLE_SPEC_CODES)]
+            result.trace = ctx.trace
             result.program = program if not has_errors(diags) else None
     result.diagnostics = _finish(diags, file)
     return result
 
 
-def compile_file(path: str, overrides: list[str] | tuple[str, ...] = (), options: Options = Options()) -> Result:
+def compile_file(
+    path: str, overrides: list[str] | tuple[str, ...] = (), options: CheckOptions = CheckOptions()
+) -> Result:
     """Read and compile a spec file. Raises OSError when the file cannot be read."""
     text, diags = read_source(path)
     if diags:
@@ -76,7 +75,7 @@ def compile_file(path: str, overrides: list[str] | tuple[str, ...] = (), options
     return compile_text(text or "", path, overrides, options)
 
 
-def load(path: str, overrides: list[str] | tuple[str, ...] = (), options: Options = Options()) -> Program:
+def load(path: str, overrides: list[str] | tuple[str, ...] = (), options: CheckOptions = CheckOptions()) -> Program:
     """The checked IR of a spec file, or SpecError with its diagnostics."""
     result = compile_file(path, overrides, options)
     if result.program is None:

@@ -116,6 +116,15 @@ class Evaluator:
         )
 
 
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Evaluated values as the IR stores them: lists for tuples, none for invalid ones."""
+
+    def conv(v: Any) -> Any:
+        return [conv(x) for x in v] if isinstance(v, tuple) else (None if v is INVALID else v)
+
+    return {k: conv(v) for k, v in values.items()}
+
+
 def describe_value(v: Any) -> str:
     if isinstance(v, CallValue):
         return f"a call `{v.call.name}(...)`"

@@ -1,38 +1,39 @@
-"""The generated part of docs/language.md: every registry entry with its parameters."""
+"""The generated part of docs/language.md: every registry entry with its parameters, and
+the keys of each section, read from the section schema (``netspec.ir.sections``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
-from netspec.ir.nodes import Dataset, Train
+from netspec.ir.sections import SECTIONS, Key, Section
 from netspec.ir.values import describe_field
-from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
-from netspec.registry.base import Op, Registry, format_value
+from netspec.registry import LAYERS
+from netspec.registry.base import Op, format_value
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: `netspec docs --write docs/language.md` -->"
 END = "<!-- END GENERATED REFERENCE -->"
 
 
 def reference() -> str:
-    """Markdown for every layer, activation, loss, optimizer, schedule, metric, source and transform."""
+    """Markdown for every layer and activation, then per section its keys and what they name."""
     layers = {k: v for k, v in LAYERS.entries.items() if v.category == "layer"}
     acts = {k: v for k, v in LAYERS.entries.items() if v.category == "activation"}
-    parts = [
-        _section("Layers", layers, shapes=True),
-        _section("Activations", acts),
-        _keys("Dataset keys", Dataset),
-        _section("Sources", SOURCES.entries),
-        _section("Transforms", TRANSFORMS.entries),
-        _keys("Train keys", Train),
-        _section("Losses", LOSSES.entries),
-        _section("Optimizers", OPTIMIZERS.entries),
-        _section("Schedules", SCHEDULES.entries),
-        _section("Metrics", METRICS.entries),
-        _section("Early stopping", {"early_stopping": EarlyStopping}),
-    ]
+    parts = [_section("Layers", layers, shapes=True), _section("Activations", acts)]
+    for section in SECTIONS.values():
+        parts.append(_keys(section))
+        parts += [_section(_title(key), {c.kind_name(): c for c in key.classes()}) for key in _naming(section)]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _naming(section: Section) -> list[Key]:
+    """The keys whose values name registry classes, in order."""
+    return [key for key in section.keys.values() if key.classes()]
+
+
+def _title(key: Key) -> str:
+    """The heading of what a key names: "Losses", or "Early stopping" for `early_stopping(...)`."""
+    return (key.registry.plural if key.registry is not None else key.what).capitalize()
 
 
 def _section(title: str, entries: Mapping[str, type[Op]], shapes: bool = False) -> str:
@@ -57,38 +58,11 @@ def _params(cls: type[Op]) -> list[str]:
     return ["\n".join(rows) + "\n"]
 
 
-def _keys(title: str, model: Any) -> str:
-    rows = [f"## {title}\n", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    for name, f in model.model_fields.items():
-        if name in ("kind", "span", "name"):
-            continue
-        default = (
-            "required"
-            if f.is_required()
-            else f"`{format_value(f.default)}`"
-            if not callable(f.default_factory)
-            else "`[]`"
-        )
-        rows.append(f"| `{name}` | {_key_type(name, f)} | {default} | {f.description or ''} |")
+def _keys(section: Section) -> str:
+    rows = [f"## {section.kind.capitalize()} keys\n", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for key in section.keys.values():
+        rows.append(f"| `{key.name}` | {key.type_text()} | {key.default_text()} | {key.doc} |")
     return "\n".join(rows) + "\n"
-
-
-def _key_type(name: str, f: Any) -> str:
-    registries: dict[str, Registry[Any]] = {
-        "loss": LOSSES,
-        "optimizer": OPTIMIZERS,
-        "schedule": SCHEDULES,
-        "metrics": METRICS,
-        "source": SOURCES,
-        "transforms": TRANSFORMS,
-    }
-    if name in registries:
-        return f"a {registries[name].what}" + (" list" if name in ("metrics", "transforms") else "")
-    if name == "early_stopping":
-        return "`early_stopping(...)`"
-    if name == "model":
-        return "a network name"
-    return describe_field(f)
 
 
 def update(text: str) -> str:

@@ -1,0 +1,105 @@
+"""What the check passes share: the reporter, the options, the constants and blocks, the
+Evaluator and Binder, the Trace, and the parts of the program as the passes produce them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec.ir import nodes as ir
+from netspec.ir.values import Binder, Evaluator
+from netspec.language import syntax as st
+from netspec.language.diagnostics import Diagnostic, Severity, make
+from netspec.language.span import Span
+from netspec.registry.layers import Layer
+
+GiB = 1 << 30
+TOP = Span.at(1, 1, 1, 2)  # where a problem of the whole spec is reported
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    max_memory: int = 4 * GiB  # bytes; a spec estimated to need more is an error
+
+
+@dataclass
+class Trace:
+    """What the checker learned per source span: for hover, summary lines and the LSP."""
+
+    layers: list[tuple[Span, Layer]] = field(default_factory=list)
+    constants: dict[str, tuple[Span, Any]] = field(default_factory=dict)
+    networks: dict[str, ir.Network] = field(default_factory=dict)
+    inputs: dict[str, Span] = field(default_factory=dict)  # network name -> its `input` line
+
+
+class Reporter:
+    """Collects diagnostics, each once; inside a block use, says which use it came from."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+        self._seen: set[tuple[str, int, int, str]] = set()
+        self.stack: list[tuple[str, Span]] = []  # block uses being expanded, outermost first
+
+    def __call__(
+        self, code: str, message: str, span: Span, hint: str | None = None, severity: Severity = "error"
+    ) -> None:
+        """Record a diagnostic once (a block used twice reports its own error once)."""
+        if self.stack and span.origin is None:
+            name, use = self.stack[-1]
+            message += f" (in block `{name}` used at line {use.line})"
+        key = (code, span.line, span.column, message.split(" (in block")[0])
+        if key not in self._seen:
+            self._seen.add(key)
+            self.diagnostics.append(make(code, message, span, hint, severity))
+
+    def already(self, code: str, words: str) -> bool:
+        """Whether a `code` diagnostic saying `words` was reported (for problems reported once)."""
+        return any(d.code == code and words in d.message for d in self.diagnostics)
+
+    @contextmanager
+    def inside(self, block: str, use: Span) -> Iterator[None]:
+        """Report as from inside a use of `block`."""
+        self.stack.append((block, use))
+        try:
+            yield
+        finally:
+            self.stack.pop()
+
+    @contextmanager
+    def outside_blocks(self) -> Iterator[None]:
+        """Report without naming the block use being expanded."""
+        stack, self.stack = self.stack, []
+        try:
+            yield
+        finally:
+            self.stack = stack
+
+
+@dataclass
+class Parts:
+    """The program's parts, as the passes produce them (None or missing where they failed)."""
+
+    network_names: list[str] = field(default_factory=list)  # every network the spec defines
+    networks: list[ir.Network] = field(default_factory=list)  # those that checked
+    dataset: ir.Dataset | None = None
+    train: ir.Train | None = None
+
+
+class Context:
+    """One check of one spec: the passes read and extend it in order."""
+
+    def __init__(self, options: CheckOptions) -> None:
+        self.options = options
+        self.report = Reporter()
+        self.evaluator = Evaluator(self.report)
+        self.binder = Binder(self.evaluator, self.report)
+        self.constants: dict[str, Any] = {}
+        self.blocks: dict[str, st.Block] = {}
+        self.trace = Trace()
+        self.parts = Parts()
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self.report.diagnostics
