@@ -1,4 +1,5 @@
-"""netspec.runtime.datasets on small generated files (torch-free), and on the real data when NETSPEC_DATA is set."""
+"""netspec.runtime.datasets and the loaders it calls (data_core, data_standard, data_files) on
+small generated files (torch-free), and on the real data when NETSPEC_DATA is set."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from netspec.registry.sources import Arithmetic, Cifar10, Csv, FashionMnist, ImageFolder, Mnist, Npz, Text
+from netspec.runtime import data_standard as std
 from netspec.runtime import datasets as ds
 from netspec.runtime.datasets import Arrays, DataError, load
 
@@ -51,11 +53,11 @@ def write_idx_set(folder: Path, n_train: int = 5, n_test: int = 3, seed: int = 0
 
 def trust(monkeypatch: pytest.MonkeyPatch, folder: Path, prefix: str = "mnist") -> None:
     """Make the checksum table accept the generated files in `folder`."""
-    table = dict(ds.CHECKSUMS)
+    table = dict(std.CHECKSUMS)
     for f in folder.iterdir():
         data = f.read_bytes()
-        table[f"{prefix}/{f.name}"] = ds.Checksum(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
-    monkeypatch.setattr(ds, "CHECKSUMS", table)
+        table[f"{prefix}/{f.name}"] = std.Checksum(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(std, "CHECKSUMS", table)
 
 
 def cifar_records(labels: list[int], seed: int = 0) -> tuple[bytes, np.ndarray]:
@@ -67,7 +69,7 @@ def cifar_records(labels: list[int], seed: int = 0) -> tuple[bytes, np.ndarray]:
 def write_cifar(folder: Path) -> dict[str, np.ndarray]:
     folder.mkdir(parents=True, exist_ok=True)
     pixels = {}
-    for i, name in enumerate([*ds.CIFAR_TRAIN, ds.CIFAR_TEST]):
+    for i, name in enumerate([*std.CIFAR_TRAIN, std.CIFAR_TEST]):
         data, pixels[name] = cifar_records([i % 10, (i + 3) % 10], seed=i)
         (folder / name).write_bytes(data)
     return pixels
@@ -98,9 +100,9 @@ def test_unknown_source_kind_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_every_registered_source_has_a_loader() -> None:
-    from netspec.registry.sources import SOURCES
+    from netspec.registry.sources import SOURCES, Source
 
-    assert set(SOURCES.names()) <= set(ds.LOADERS)
+    assert all(cls.load is not Source.load for cls in SOURCES.entries.values())
 
 
 def test_importing_datasets_does_not_import_torch() -> None:
@@ -251,34 +253,34 @@ def test_a_download_that_fails_its_checksum_is_reported_as_missing(
 
 
 def test_cifar10_binary_records(tmp_path: Path) -> None:
-    pixels = write_cifar(tmp_path / ds.CIFAR_FOLDER)
+    pixels = write_cifar(tmp_path / std.CIFAR_FOLDER)
     a = ctx_load(Cifar10(), tmp_path, download=False)
     assert a.x_train.shape == (10, 3, 32, 32) and a.x_train.dtype == np.uint8
     assert a.y_train.tolist() == [0, 3, 1, 4, 2, 5, 3, 6, 4, 7] and a.y_train.dtype == np.int64
     assert a.y_test is not None and a.y_test.tolist() == [5, 8]
     np.testing.assert_array_equal(a.x_train[:2], pixels["data_batch_1.bin"])
     np.testing.assert_array_equal(a.x_test, pixels["test_batch.bin"])
-    assert a.classes == ds.CIFAR_CLASSES and len(a.files) == 6
+    assert a.classes == std.CIFAR_CLASSES and len(a.files) == 6
 
 
 def test_cifar10_red_plane_comes_first(tmp_path: Path) -> None:
-    write_cifar(tmp_path / ds.CIFAR_FOLDER)
+    write_cifar(tmp_path / std.CIFAR_FOLDER)
     record = bytes([7]) + bytes([200] * 1024 + [100] * 1024 + [0] * 1024)
-    (tmp_path / ds.CIFAR_FOLDER / "test_batch.bin").write_bytes(record)
+    (tmp_path / std.CIFAR_FOLDER / "test_batch.bin").write_bytes(record)
     a = ctx_load(Cifar10(), tmp_path, download=False)
     assert a.x_test is not None and a.x_test[0, :, 5, 5].tolist() == [200, 100, 0]
 
 
 def test_cifar10_class_names_from_meta(tmp_path: Path) -> None:
-    write_cifar(tmp_path / ds.CIFAR_FOLDER)
+    write_cifar(tmp_path / std.CIFAR_FOLDER)
     names = [f"c{i}" for i in range(10)]
-    (tmp_path / ds.CIFAR_FOLDER / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    (tmp_path / std.CIFAR_FOLDER / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
     assert ctx_load(Cifar10(), tmp_path, download=False).classes == names
 
 
 def test_cifar10_wrong_size_file(tmp_path: Path) -> None:
-    write_cifar(tmp_path / ds.CIFAR_FOLDER)
-    path = tmp_path / ds.CIFAR_FOLDER / "data_batch_3.bin"
+    write_cifar(tmp_path / std.CIFAR_FOLDER)
+    path = tmp_path / std.CIFAR_FOLDER / "data_batch_3.bin"
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(DataError, match=r"data_batch_3\.bin is 6145 bytes, not a whole number of 3073-byte"):
         ctx_load(Cifar10(), tmp_path, download=False)
@@ -287,8 +289,8 @@ def test_cifar10_wrong_size_file(tmp_path: Path) -> None:
 def test_cifar10_missing_files(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         ctx_load(Cifar10(), tmp_path, download=False)
-    assert f"CIFAR-10 files missing from {tmp_path / ds.CIFAR_FOLDER}: data_batch_1.bin" in e.value.message
-    assert "test_batch.bin" in e.value.message and ds.CIFAR_URL in (e.value.hint or "")
+    assert f"CIFAR-10 files missing from {tmp_path / std.CIFAR_FOLDER}: data_batch_1.bin" in e.value.message
+    assert "test_batch.bin" in e.value.message and std.CIFAR_URL in (e.value.hint or "")
 
 
 def make_tar(path: Path, entries: dict[str, bytes]) -> None:
@@ -300,21 +302,21 @@ def make_tar(path: Path, entries: dict[str, bytes]) -> None:
 
 
 def test_cifar10_archive_is_downloaded_and_extracted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    files = {f"{ds.CIFAR_FOLDER}/{n}": cifar_records([1, 2])[0] for n in [*ds.CIFAR_TRAIN, ds.CIFAR_TEST]}
-    archive = tmp_path / "server" / ds.CIFAR_ARCHIVE
+    files = {f"{std.CIFAR_FOLDER}/{n}": cifar_records([1, 2])[0] for n in [*std.CIFAR_TRAIN, std.CIFAR_TEST]}
+    archive = tmp_path / "server" / std.CIFAR_ARCHIVE
     archive.parent.mkdir()
-    make_tar(archive, {**files, f"{ds.CIFAR_FOLDER}/readme.html": b"<html>"})
-    monkeypatch.setattr(ds, "CIFAR_URL", archive.as_uri())
-    monkeypatch.setattr(ds, "CIFAR_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
+    make_tar(archive, {**files, f"{std.CIFAR_FOLDER}/readme.html": b"<html>"})
+    monkeypatch.setattr(std, "CIFAR_URL", archive.as_uri())
+    monkeypatch.setattr(std, "CIFAR_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
     a = ctx_load(Cifar10(), tmp_path / "root")
-    assert a.x_train.shape == (10, 3, 32, 32) and (tmp_path / "root" / ds.CIFAR_ARCHIVE).is_file()
+    assert a.x_train.shape == (10, 3, 32, 32) and (tmp_path / "root" / std.CIFAR_ARCHIVE).is_file()
 
 
 def test_cifar10_archive_with_path_traversal_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    make_tar(root / ds.CIFAR_ARCHIVE, {f"{ds.CIFAR_FOLDER}/../../evil.txt": b"pwned"})
-    monkeypatch.setattr(ds, "CIFAR_MD5", hashlib.md5((root / ds.CIFAR_ARCHIVE).read_bytes()).hexdigest())
+    make_tar(root / std.CIFAR_ARCHIVE, {f"{std.CIFAR_FOLDER}/../../evil.txt": b"pwned"})
+    monkeypatch.setattr(std, "CIFAR_MD5", hashlib.md5((root / std.CIFAR_ARCHIVE).read_bytes()).hexdigest())
     with pytest.raises(DataError, match="unsafe entry"):
         ctx_load(Cifar10(), root, download=False)
     assert not (tmp_path / "evil.txt").exists()
@@ -323,11 +325,11 @@ def test_cifar10_archive_with_path_traversal_is_refused(monkeypatch: pytest.Monk
 def test_cifar10_archive_with_a_symlink_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        link = tarfile.TarInfo(f"{ds.CIFAR_FOLDER}/data_batch_1.bin")
+        link = tarfile.TarInfo(f"{std.CIFAR_FOLDER}/data_batch_1.bin")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
     with pytest.raises(DataError, match="unsafe entry"):
-        ds.extract_tar(archive, tmp_path / "out", ds.CIFAR_FOLDER)
+        ds.extract_tar(archive, tmp_path / "out", std.CIFAR_FOLDER)
     assert not (tmp_path / "out").exists()
 
 
@@ -531,7 +533,7 @@ def test_real_idx_datasets(source: object, folder: str, first: list[int]) -> Non
     assert a.x_train.shape == (60000, 1, 28, 28) and a.y_train.shape == (60000,)
     assert a.x_test is not None and a.y_test is not None and a.x_test.shape == (10000, 1, 28, 28)
     assert a.y_train[:10].tolist() == first and set(np.unique(a.y_test).tolist()) == set(range(10))
-    assert a.files == {k: v.sha256 for k, v in ds.CHECKSUMS.items() if k.startswith(f"{folder}/")}
+    assert a.files == {k: v.sha256 for k, v in std.CHECKSUMS.items() if k.startswith(f"{folder}/")}
 
 
 @needs_real_data

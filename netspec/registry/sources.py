@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from pydantic import Field
 
@@ -14,6 +14,9 @@ from netspec.registry.base import (
     Problem,
     Registry,
 )
+
+if TYPE_CHECKING:  # the loaders live in netspec.runtime, which imports nothing from the registry
+    from netspec.runtime.data_core import Arrays, DataPaths
 
 
 @dataclass(frozen=True)
@@ -27,17 +30,67 @@ class Task:
     image: bool | None = False  # None: unknown until the file is read (an npz may hold images)
 
 
+Setting = tuple[str, Any, Union[str, None]]  # a constant of a script: name, value, the comment above it
+
+FOUND = "relative to this script's folder, then to the data root (--data-dir)"
+
+
 class Source(Op):
+    """A data source. Besides its parameters, each class says everything the backends need:
+    `load` (the arrays, for netspec run) and, for emitted scripts, its template
+    sources/<kind>.py.j2, the constants it defines, the modules it imports and the functions
+    of netspec/verbatim/readers.py it copies."""
+
+    has_test: ClassVar[bool] = False  # the data has a test split of its own; else one is held out
+    streams: ClassVar[bool] = False  # read from disk batch by batch while training, never whole
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib"})  # the modules its script code imports
+    script_helpers: ClassVar[frozenset[str]] = frozenset()  # netspec/verbatim/readers.py functions it copies
+    load_argument: ClassVar[str] = "root"  # what the script's load_data takes: the data root, or the seed
+
     def task(self) -> Task:
         return Task()
+
+    def load(self, paths: DataPaths) -> Arrays:
+        """The source's arrays, read from files (under `paths`) or generated."""
+        raise NotImplementedError
+
+    def script_imports(self) -> frozenset[str]:
+        """The modules the script's code for this source imports."""
+        return self.script_modules
+
+    def script_settings(self) -> list[Setting]:
+        """The constants the script defines for this source, in order."""
+        return []
+
+    @classmethod
+    def template(cls) -> str:
+        return f"sources/{cls.kind_name()}.py.j2"
 
 
 SOURCES: Registry[type[Source]] = Registry("source")
 
 
 class _Idx(Source):
+    """The IDX files of MNIST and Fashion-MNIST, downloaded with checksums when missing."""
+
+    has_test: ClassVar[bool] = True
+    script_modules: ClassVar[frozenset[str]] = frozenset({"gzip", "hashlib", "sys", "urllib.request"})
+
     def task(self) -> Task:
         return Task((1, 28, 28), "class", 10, image=True)
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_standard import load_idx_set
+
+        return load_idx_set(self.kind_name(), paths)
+
+    def script_settings(self) -> list[Setting]:
+        from netspec.runtime.data_standard import CHECKSUMS, IDX_FILES, IDX_SETS
+
+        spec = IDX_SETS[self.kind_name()]
+        digests = {n: CHECKSUMS[f"{spec.folder}/{n}"].sha256 for pair in IDX_FILES.values() for n in pair}
+        title = f"{spec.title}: the original files under the data root, and their published sha256"
+        return [("DATA_FOLDER", spec.folder, title), ("MIRRORS", spec.mirrors, None), ("SHA256", digests, None)]
 
 
 @SOURCES.register
@@ -59,9 +112,29 @@ class Cifar10(Source):
     """CIFAR-10 colour images (binary version): 50,000 + 10,000, 3×32×32, 10 classes."""
 
     kind: Literal["cifar10"] = "cifar10"
+    has_test: ClassVar[bool] = True
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "sys", "tarfile", "urllib.request"})
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"cifar_records"})
 
     def task(self) -> Task:
         return Task((3, 32, 32), "class", 10, image=True)
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_standard import load_cifar10
+
+        return load_cifar10(paths)
+
+    def script_settings(self) -> list[Setting]:
+        from netspec.runtime import data_standard as std
+
+        note = "CIFAR-10, the binary version: downloaded (md5 checked) and extracted into the data root"
+        return [
+            ("CIFAR_URL", std.CIFAR_URL, note),
+            ("CIFAR_MD5", std.CIFAR_MD5, None),
+            ("DATA_FOLDER", std.CIFAR_FOLDER, None),
+            ("TRAIN_FILES", list(std.CIFAR_TRAIN), None),
+            ("TEST_FILE", std.CIFAR_TEST, None),
+        ]
 
 
 @SOURCES.register
@@ -81,6 +154,19 @@ class Csv(Source):
         target = {"classification": "class", "regression": "value"}.get(self.task_type)
         return Task(target=target)
 
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_files import load_csv
+
+        return load_csv(paths, self.path, self.target, self.task_type, self.delimiter)
+
+    def script_imports(self) -> frozenset[str]:
+        gzipped = {"gzip"} if self.path.endswith(".gz") else set()
+        classes = {"re"} if self.task_type != "regression" else set()
+        return self.script_modules | gzipped | classes
+
+    def script_settings(self) -> list[Setting]:
+        return [("DATA_PATH", self.path, FOUND), ("TARGET", self.target, None), ("DELIMITER", self.delimiter, None)]
+
 
 @SOURCES.register
 class Npz(Source):
@@ -91,9 +177,19 @@ class Npz(Source):
     x: str = Field("x", description="name of the input array")
     y: str = Field("y", description="name of the target array")
     positional: ClassVar = ("path",)
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "zipfile"})
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"npz_inputs", "npz_targets"})
 
     def task(self) -> Task:
         return Task(image=None)  # uint8 [N, C, H, W] arrays are images; known once loaded
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_files import load_npz
+
+        return load_npz(paths, self.path, self.x, self.y)
+
+    def script_settings(self) -> list[Setting]:
+        return [("DATA_PATH", self.path, FOUND), ("X_NAME", self.x, None), ("Y_NAME", self.y, None)]
 
 
 @SOURCES.register
@@ -105,10 +201,28 @@ class ImageFolder(Source):
     size: Union[PosInt, tuple[PosInt, PosInt]] = Field(64, description="resize to size×size or [h, w]")
     channels: Literal[1, 3] = Field(3, description="1 for greyscale, 3 for RGB")
     positional: ClassVar = ("path",)
+    streams: ClassVar[bool] = True
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"decode_image"})
+
+    def hw(self) -> tuple[int, int]:
+        return (self.size, self.size) if isinstance(self.size, int) else self.size
 
     def task(self) -> Task:
-        h, w = (self.size, self.size) if isinstance(self.size, int) else self.size
-        return Task((self.channels, h, w), "class", image=True)
+        return Task((self.channels, *self.hw()), "class", image=True)
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_files import load_image_folder
+
+        return load_image_folder(paths, self.path, self.hw(), self.channels)
+
+    def script_settings(self) -> list[Setting]:
+        from netspec.runtime.data_core import IMAGE_SUFFIXES
+
+        return [
+            ("DATA_PATH", self.path, FOUND),
+            ("SIZE", self.hw(), "[height, width] after resizing"),
+            ("IMAGE_SUFFIXES", tuple(sorted(IMAGE_SUFFIXES)), None),
+        ]
 
 
 @SOURCES.register
@@ -120,9 +234,18 @@ class Text(Source):
     path: str = Field(description="a UTF-8 text file, relative to the spec or the data root")
     seq_len: PosInt = Field(64, description="characters per sample")
     positional: ClassVar = ("path",)
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"char_windows"})
 
     def task(self) -> Task:
         return Task((self.seq_len,), "token")
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_files import load_text
+
+        return load_text(paths, self.path, self.seq_len)
+
+    def script_settings(self) -> list[Setting]:
+        return [("DATA_PATH", self.path, FOUND), ("SEQ_LEN", self.seq_len, "characters per sample")]
 
 
 @SOURCES.register
@@ -133,9 +256,21 @@ class Arithmetic(Source):
     samples: PosInt = Field(10000, description="training pairs (the test split has a fifth as many)")
     low: float = Field(0.0, description="smallest operand")
     high: float = Field(10.0, description="largest operand (exclusive)")
+    has_test: ClassVar[bool] = True
+    script_modules: ClassVar[frozenset[str]] = frozenset()
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"addition_pairs"})
+    load_argument: ClassVar[str] = "seed"
 
     def problems(self) -> list[Problem]:
         return [Problem("`high` must be greater than `low`", field="high")] if self.high <= self.low else []
 
     def task(self) -> Task:
         return Task((2,), "value", target_shape=(1,))
+
+    def load(self, paths: DataPaths) -> Arrays:
+        from netspec.runtime.data_files import load_arithmetic
+
+        return load_arithmetic(paths, self.samples, self.low, self.high)
+
+    def script_settings(self) -> list[Setting]:
+        return [("SAMPLES", self.samples, "training pairs"), ("LOW", self.low, None), ("HIGH", self.high, None)]

@@ -19,9 +19,24 @@ from netspec.registry.base import (
 
 
 class Transform(Op):
+    """A transform. Besides its parameters, each class says what the backends need: `function`
+    (the batch function of netspec run), what evaluation data gets of it, and, for emitted
+    scripts, its template transforms/<kind>.py.j2 and the netspec/verbatim/data.py functions it uses."""
+
     image_only: ClassVar[bool] = True
     augment: ClassVar[bool] = True  # applied to training batches only
     statistics: ClassVar[bool] = False  # computed over the whole training split (not streamable)
+    evaluated: ClassVar[bool] = False  # evaluation batches get it too (preprocessing) or its counterpart
+    keeps_statistics: ClassVar[bool] = False  # the script keeps its mean and std as tensors
+    helpers: ClassVar[frozenset[str]] = frozenset()  # the netspec/verbatim/data.py functions it uses
+
+    @classmethod
+    def template(cls) -> str:
+        return f"transforms/{cls.kind_name()}.py.j2"
+
+    def script_tensors(self) -> dict[str, Any]:
+        """Values the script holds as tensors: name -> a number or a list of numbers."""
+        return {}
 
     def apply(self, shape: Shape) -> Shape:
         """The sample shape after this transform; raises Problem when it does not fit."""
@@ -48,6 +63,10 @@ def _stat(value: float | tuple[float, ...], like: Any) -> Any:
     return t.view(-1, 1, 1) if t.dim() and like.dim() == 4 else t
 
 
+def _numbers(value: float | tuple[float, ...]) -> float | list[float]:
+    return [float(v) for v in value] if isinstance(value, tuple) else float(value)
+
+
 TRANSFORMS: Registry[type[Transform]] = Registry("transform")
 
 Stat = Union[float, tuple[float, ...]]
@@ -63,6 +82,19 @@ class Normalize(Transform):
     positional: ClassVar = ("mean", "std")
     image_only: ClassVar[bool] = False
     augment: ClassVar[bool] = False
+    evaluated: ClassVar[bool] = True
+    keeps_statistics: ClassVar[bool] = True
+    helpers: ClassVar[frozenset[str]] = frozenset({"normalize"})
+
+    def script_tensors(self) -> dict[str, Any]:
+        return {"mean": _numbers(self.mean), "std": _numbers(self.std)}
+
+    def per_channel(self, image: bool | None) -> bool | None:
+        """Whether the script reshapes the statistics to [C, 1, 1]: None when that is known
+        only once the data is loaded (an npz may hold images or not)."""
+        if not (isinstance(self.mean, tuple) or isinstance(self.std, tuple)):
+            return False
+        return None if image is None else bool(image)
 
     def problems(self) -> list[Problem]:
         stds = self.std if isinstance(self.std, tuple) else (self.std,)
@@ -95,6 +127,9 @@ class Standardize(Transform):
     image_only: ClassVar[bool] = False
     augment: ClassVar[bool] = False
     statistics: ClassVar[bool] = True
+    evaluated: ClassVar[bool] = True
+    keeps_statistics: ClassVar[bool] = True
+    helpers: ClassVar[frozenset[str]] = frozenset({"normalize"})
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
         from netspec.verbatim.data import normalize
@@ -111,12 +146,15 @@ class RandomFlip(Transform):
     p: Fraction = Field(0.5, description="probability of flipping")
     axis: Literal["horizontal", "vertical"] = Field("horizontal", description="flip direction")
     positional: ClassVar = ("p",)
+    helpers: ClassVar[frozenset[str]] = frozenset({"random_flip"})
+
+    def dim(self) -> int:
+        return -1 if self.axis == "horizontal" else -2
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
         from netspec.verbatim.data import random_flip
 
-        dim = -1 if self.axis == "horizontal" else -2
-        return lambda x, g: random_flip(x, g, self.p, dim)
+        return lambda x, g: random_flip(x, g, self.p, self.dim())
 
 
 @TRANSFORMS.register
@@ -127,6 +165,8 @@ class RandomCrop(Transform):
     size: Union[PosInt, tuple[PosInt, PosInt]] = Field(description="crop size: s or [h, w]")
     padding: NonNegInt = Field(0, description="zero padding on each side before cropping")
     positional: ClassVar = ("size",)
+    evaluated: ClassVar[bool] = True  # evaluation images are centre-cropped
+    helpers: ClassVar[frozenset[str]] = frozenset({"random_crop", "center_crop"})
 
     def hw(self) -> tuple[int, int]:
         return (self.size, self.size) if isinstance(self.size, int) else self.size
@@ -155,6 +195,7 @@ class RandomRotation(Transform):
     kind: Literal["random_rotation"] = "random_rotation"
     degrees: Annotated[float, Field(gt=0, le=180)] = Field(description="largest rotation, in degrees")
     positional: ClassVar = ("degrees",)
+    helpers: ClassVar[frozenset[str]] = frozenset({"random_rotation"})
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
         from netspec.verbatim.data import random_rotation
@@ -169,6 +210,7 @@ class RandomShift(Transform):
     kind: Literal["random_shift"] = "random_shift"
     pixels: PosInt = Field(4, description="largest shift")
     positional: ClassVar = ("pixels",)
+    helpers: ClassVar[frozenset[str]] = frozenset({"random_shift"})
 
     def function(self, train_x: Any) -> Callable[[Any, Any], Any]:
         from netspec.verbatim.data import random_shift

@@ -1,0 +1,197 @@
+"""Sources read from a file the spec names (CSV, NumPy archives, text, image folders) and generated
+ones (arithmetic), at run time."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from netspec.runtime.data_core import (
+    Arrays,
+    DataError,
+    DataPaths,
+    ImageFiles,
+    find_path,
+    folder_digest,
+    gunzip,
+    read_bytes,
+    scan_image_folder,
+    sha256_bytes,
+)
+from netspec.verbatim.readers import addition_pairs, char_windows, npz_inputs, npz_targets
+
+# --- CSV --------------------------------------------------------------------------------
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def load_csv(paths: DataPaths, name: str, target: str, task_type: str, delimiter: str) -> Arrays:
+    """A CSV file with a header row: every column but `target` is a numeric feature."""
+    path = find_path(name, paths, "csv file")
+    data = read_bytes(path)
+    header, rows, lines = _csv_rows(gunzip(data, path) if path.suffix == ".gz" else data, path, delimiter)
+    t = _target_index(header, target, path)
+    cols = [i for i in range(len(header)) if i != t]
+    if not cols:
+        raise DataError(f"{path} has no feature columns besides the target {target!r}")
+    x = _numeric(rows, cols, header, lines, path)
+    y, classes = _csv_target([r[t].strip() for r in rows], task_type, path, header[t], lines)
+    return Arrays(x, y, classes=classes, files={name: sha256_bytes(data)})
+
+
+def _csv_rows(data: bytes, path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (blank ones skipped) and each row's line number, for error messages."""
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter)
+        numbered = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from e
+    except (csv.Error, TypeError) as e:  # TypeError: a delimiter that is not one character
+        raise DataError(f"{path} cannot be read as CSV with delimiter {delimiter!r}: {e}") from e
+    if len(numbered) < 2:
+        raise DataError(f"{path} needs a header row and at least one data row")
+    header = [name.strip() for name in numbered[0][1]]
+    for line, row in numbered[1:]:
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}")
+    return header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]]
+
+
+def _target_index(header: list[str], target: str, path: Path) -> int:
+    if target in header:
+        return header.index(target)
+    close = difflib.get_close_matches(target, header, n=3, cutoff=0.5)
+    close += [h for h in header if h.lower() == target.lower() and h not in close]
+    hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "name one of its columns as `target`"
+    raise DataError(f"{path} has no column {target!r}; its columns: {', '.join(header)}", hint)
+
+
+def _numeric(rows: list[list[str]], cols: list[int], header: list[str], lines: list[int], path: Path) -> np.ndarray:
+    try:
+        return np.array([[row[c] for c in cols] for row in rows]).astype(np.float32)
+    except ValueError:
+        pass  # cell by cell only on failure, to name the first bad cell
+    out = np.empty((len(rows), len(cols)), np.float32)
+    for r, (line, row) in enumerate(zip(lines, rows)):
+        for j, c in enumerate(cols):
+            try:
+                out[r, j] = float(row[c])
+            except ValueError:
+                raise DataError(
+                    f"{path}, line {line}, column {header[c]!r}: {row[c]!r} is not a number",
+                    "every column but the target must be numeric: encode or drop it, fill in empty cells",
+                ) from None
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_target(
+    values: list[str], task_type: str, path: Path, column: str, lines: list[int]
+) -> tuple[np.ndarray, list[str] | None]:
+    """Class labels 0..k-1 (sorted names) for text, integer (auto) or classification targets,
+    else float32 values [N, 1]."""
+    integers = all(_INT.fullmatch(v) for v in values)
+    numbers = integers or all(_is_number(v) for v in values)
+    if task_type == "regression" or (task_type == "auto" and numbers and not integers):
+        if not numbers:
+            line, bad = next((n, v) for n, v in zip(lines, values) if not _is_number(v))
+            raise DataError(f"{path}, line {line}: regression target {column!r} is {bad!r}, not a number")
+        return np.array(values, dtype=np.float32)[:, None], None
+    keys: list[Any] = [int(v) for v in values] if integers else values
+    names = sorted(set(keys))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[k] for k in keys], dtype=np.int64), [str(n) for n in names]
+
+
+# --- NumPy archives -----------------------------------------------------------------------
+
+
+def load_npz(paths: DataPaths, name: str, x_name: str, y_name: str) -> Arrays:
+    """The arrays `x_name` (inputs) and `y_name` (targets) of an .npz archive."""
+    path = find_path(name, paths, "npz file")
+    data = read_bytes(path)
+    x, y = _npz_arrays(data, path, x_name, y_name)
+    if len(x) != len(y):
+        raise DataError(f"{path}: {x_name!r} has {len(x)} samples but {y_name!r} has {len(y)}")
+    y, classes = _npz_target(y)
+    return Arrays(npz_inputs(x), y, classes=classes, files={name: sha256_bytes(data)})
+
+
+def _npz_arrays(data: bytes, path: Path, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(
+                f"{path} is a single array, not an .npz archive", "save it with np.savez(path, x=..., y=...)"
+            )
+        with archive:
+            if missing := [name for name in (x, y) if name not in archive.files]:
+                raise DataError(
+                    f"{path} has no array {' or '.join(map(repr, missing))}; its arrays: {', '.join(archive.files)}",
+                    "name them with npz(path, x=..., y=...)",
+                )
+            return archive[x], archive[y]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # ValueError: object arrays need pickle
+        raise DataError(f"cannot read {path} as an .npz archive of plain arrays: {e}") from e
+
+
+def _npz_target(y: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+    """The targets, and class names 0..k-1 for labels that are non-negative integers."""
+    y = npz_targets(y)
+    labels = y.dtype == np.int64 and y.ndim == 1 and y.size and y.min() >= 0
+    return y, [str(i) for i in range(int(y.max()) + 1)] if labels else None
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def load_text(paths: DataPaths, name: str, seq_len: int) -> Arrays:
+    """Non-overlapping windows of seq_len characters (ids into the sorted alphabet), shifted by one as targets."""
+    path = find_path(name, paths, "text file")
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start})", "save it as UTF-8") from e
+    try:
+        x, y, alphabet = char_windows(text, seq_len)
+    except ValueError as e:
+        raise DataError(f"{path} has {e}", "use a smaller seq_len or a longer text") from None
+    return Arrays(x, y, files={name: sha256_bytes(data)}, vocab=[chr(c) for c in alphabet])
+
+
+# --- arithmetic ---------------------------------------------------------------------------
+
+
+def load_arithmetic(paths: DataPaths, samples: int, low: float, high: float) -> Arrays:
+    """Synthetic sums; the test split has a fifth as many, from the next seed."""
+    if high <= low:
+        raise DataError(f"arithmetic needs high > low, got low={low}, high={high}")
+    x, y = addition_pairs(samples, low, high, paths.seed)
+    # another seed, so the test pairs are not the training pairs
+    x_test, y_test = addition_pairs(max(1, samples // 5), low, high, paths.seed + 1)
+    return Arrays(x, y, x_test, y_test)
+
+
+def load_image_folder(paths: DataPaths, name: str, size: int | tuple[int, int], channels: int) -> Arrays:
+    """Streamed: only the index is read here; images are decoded batch by batch while training."""
+    folder = find_path(name, paths, "image folder")
+    index = scan_image_folder(folder)
+    h, w = (size, size) if isinstance(size, int) else size
+    images = ImageFiles(index.files, (h, w), channels)
+    files = {name.rstrip("/") + "/": folder_digest(folder, index.files)}
+    return Arrays(images, np.array(index.labels, dtype=np.int64), classes=index.classes, files=files)

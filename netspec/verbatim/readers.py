@@ -1,0 +1,81 @@
+"""Readers of data sources shared by `netspec run` and the scripts `netspec emit` writes:
+the arrays a source's bytes hold, so that both backends read them the same way.
+
+Only numpy and the standard library are imported (Pillow on the first decoded image), so
+that `netspec run`'s data loading stays torch-free; the emitter copies the functions a
+source needs verbatim into scripts (see netspec/verbatim/data.py for the rules). Errors
+are plain exceptions: each backend words them its own way.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def addition_pairs(
+    samples: int,
+    low: float,
+    high: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """[a, b] uniform in [low, high) as float32, and a + b as [samples, 1]."""
+    x = np.random.default_rng(seed).uniform(low, high, (samples, 2)).astype(np.float32)
+    return x, x.sum(axis=1, keepdims=True, dtype=np.float32)
+
+
+def cifar_records(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 binary records (a label byte, then the red, green and blue planes):
+    uint8 images [N, 3, 32, 32] and int64 labels."""
+    records = np.frombuffer(data, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
+    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), records[:, 0].astype(np.int64)
+
+
+def npz_inputs(x: np.ndarray) -> np.ndarray:
+    """Inputs as float32; uint8 images and integer token ids as they are."""
+    if x.dtype.kind in "fb":
+        return x.astype(np.float32)
+    return x if x.dtype == np.uint8 else x.astype(np.int64)
+
+
+def npz_targets(y: np.ndarray) -> np.ndarray:
+    """Targets as int64 labels (integers, one per sample) or float32 values [N, k]."""
+    if y.dtype.kind in "iub" and y.ndim == 1:
+        return y.astype(np.int64)
+    if y.dtype.kind == "f":
+        y = y.astype(np.float32)
+        return y[:, None] if y.ndim == 1 else y
+    return y
+
+
+def char_windows(
+    text: str,
+    seq_len: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-overlapping windows of seq_len characters as int64 ids (indices into the
+    sorted characters of the text), the same windows shifted by one as targets, and
+    the sorted characters' code points; ValueError when the text is shorter than one."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # a code point each
+    alphabet, ids = np.unique(codes, return_inverse=True)
+    width = seq_len + 1
+    n = len(ids) // width
+    if n == 0:
+        few = f"{len(ids)} characters, fewer than one sample of seq_len + 1"
+        raise ValueError(f"{few} = {width}")
+    windows = ids[: n * width].reshape(n, width).astype(np.int64)
+    x, y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+    return x, y, alphabet
+
+
+def decode_image(data: bytes, size: tuple[int, int], channels: int) -> np.ndarray:
+    """An image file's bytes as uint8 [channels, h, w], resized (bilinear) to size."""
+    from PIL import Image
+
+    h, w = size
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft(mode, (w, h))  # lets JPEG decode at a reduced size
+        out = im.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
+    a = np.asarray(out, dtype=np.uint8)
+    return a[None].copy() if channels == 1 else a.transpose(2, 0, 1).copy()
