@@ -166,13 +166,79 @@ def test_warning_for_softmax_before_cross_entropy() -> None:
 
 
 def test_memory_guard_is_configurable() -> None:
-    from netspec.ir.check import Options
+    from netspec.ir.check import CheckOptions
 
     text = (ROOT / "specs/mnist.net").read_text()
-    assert compile_text(text, options=Options(max_memory=1 << 30)).ok
-    small = compile_text(text, options=Options(max_memory=1 << 20))
+    assert compile_text(text, options=CheckOptions(max_memory=1 << 30)).ok
+    small = compile_text(text, options=CheckOptions(max_memory=1 << 20))
     assert [d.code for d in small.diagnostics] == ["NS060"]
     assert "over the 1.0 MiB limit" in small.diagnostics[0].message
+
+
+def test_memory_estimate_counts_the_optimizer_state() -> None:
+    from netspec.ir.checks.memory import estimate
+    from netspec.registry import OPTIMIZERS
+    from netspec.registry.optimizers import SGD
+
+    copies = {name: cls().state_copies() for name, cls in OPTIMIZERS.entries.items()}
+    assert copies == {"sgd": 0, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+    assert SGD(momentum=0.9).state_copies() == 1
+    program = load(str(ROOT / "specs/mnist.net"), ["train.optimizer=adam(lr=1e-3)"])
+    net = program.networks[0]
+    weights, _, batch = estimate(net, program.train, program.dataset)
+    assert (weights, batch) == (net.params * 4 * (2 + 2), 64)  # weights, gradients and Adam's two moments
+
+
+def test_top_k_needs_fewer_than_the_classes() -> None:
+    text = (ROOT / "specs/mnist.net").read_text().replace("metrics accuracy, precision, recall", "metrics top_k(20)")
+    diags = compile_text(text).diagnostics
+    assert [(d.code, d.message) for d in diags] == [
+        ("NS051", "top_k with k=20 needs more than the 10 classes the network scores")
+    ]
+    assert compile_text(text.replace("top_k(20)", "top_k(5)")).ok
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "message"),
+    [
+        (
+            "    seed 42",
+            "    seed 42\n    early_stopping 3",
+            "NS032",
+            "`early_stopping` takes arguments in parentheses",
+        ),
+        ("metrics accuracy, precision, recall", "metrics", "NS032", "`metrics` needs at least one metric"),
+        ("    source mnist\n", "", "NS033", "the dataset section needs a `source`"),
+        ("loss cross_entropy", "loss(cross_entropy)", "NS032", "write `loss NAME(...)`, not `loss(...)`"),
+        ("loss cross_entropy", "loss", "NS032", "`loss` needs a loss"),
+        ("loss cross_entropy", "loss cross_entrop", "NS010", "unknown loss `cross_entrop`"),
+        ("    batch 64", "    batch 64\n    batch 32", "NS031", "`batch` is given twice"),
+        ("    batch 64", "    batch(64)", "NS032", "`batch` takes a value, written without parentheses"),
+        ("model LeNet", "model LeNt", "NS020", "unknown network `LeNt`"),
+        ("    seed 42", "    seeds 42", "NS030", "unknown key `seeds` in the train section"),
+        ("normalize(mean=0.1307, std=0.3081)", "normalize(mean=0.1, sdt=1)", "NS011", "has no argument `sdt`"),
+    ],
+)
+def test_section_entries_are_read_by_their_form(old: str, new: str, code: str, message: str) -> None:
+    text = (ROOT / "specs/mnist.net").read_text()
+    assert old in text
+    diags = compile_text(text.replace(old, new)).diagnostics
+    assert any(d.code == code and message in d.message for d in diags), [(d.code, d.message) for d in diags]
+
+
+def test_the_section_schema_decides_how_each_key_is_read() -> None:
+    from netspec.ir.check import PASSES
+    from netspec.ir.checks.forms import READERS
+    from netspec.ir.sections import SECTIONS
+
+    for section in SECTIONS.values():
+        for key in section.keys.values():
+            assert key.form in READERS
+            assert not key.field.is_required() or key.form == "network" or key.missing(section.kind)
+    assert SECTIONS["train"].keys["optimizer"].type_text() == "an optimizer"
+    assert SECTIONS["train"].keys["metrics"].type_text() == "a metric list"
+    modules = [p.__module__.rpartition(".")[2] for p in PASSES]
+    assert modules == ["declare", "networks", "sections", "cross", "memory"]
 
 
 # --- command line contracts ---------------------------------------------------------------
