@@ -30,6 +30,7 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 from netspec import lsp as L  # noqa: E402
 from netspec.cli import main  # noqa: E402
 from netspec.ir.pipeline import compile_text  # noqa: E402
+from netspec.language import parse as parse_module  # noqa: E402
 from netspec.language.parse import KEYWORDS  # noqa: E402
 from netspec.registry import ACTIVATIONS, LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS  # noqa: E402
 from netspec.tools.fmt import format_text  # noqa: E402
@@ -741,6 +742,84 @@ def test_completion_contexts() -> None:
     assert at("network N {\n    dense(4)  # a comment |") == []
     assert at('network N {\n    dense(4, "str|') == []
     assert at("block B(c, k=3) {\n    conv2d(c, kernel=|") == ["c", "k"]
+
+
+def _at(marked: str) -> list[str]:
+    return [i.label for i in L.completion(marked.replace("|", ""), marked.index("|"))]
+
+
+def _signature(marked: str) -> tuple[str, int | None] | None:
+    help = L.signature_help(marked.replace("|", ""), marked.index("|"))
+    return (help.signatures[0].label, help.active_parameter) if help is not None else None
+
+
+def _unparsable(marked: str) -> str:
+    """The text without its cursor mark, checked not to parse (the parser recovers no tree from it)."""
+    text = marked.replace("|", "")
+    assert parse_module.parse(text)[0] is None, text
+    return marked
+
+
+def test_completion_inside_an_unclosed_call() -> None:
+    marked = _unparsable("let n = 20\nnetwork N {\n    input [1, 28, 28]\n    conv2d(n, ker|")
+    assert _at(marked)[:3] == ["kernel=", "stride=", "padding="] and "out_channels=" not in _at(marked)
+    assert "n" in _at(marked)  # the constant, from the syntax tree of the text without the call
+    label, active = _signature(marked) or ("", None)
+    assert label.startswith("conv2d(out_channels, kernel") and active == 1
+    wrapped = _signature(_unparsable("network N {\n    conv2d(4,\n        padding=|"))  # a call over two lines
+    assert wrapped is not None and wrapped[1] == 3  # `padding`, by name
+    # a block used before its definition, in a text whose every line after the `(` is a follow-up error
+    marked = _unparsable("network N {\n    Unit(4, |\n}\nblock Unit(c, k=3) {\n    dense(c)\n}\n")
+    assert _signature(marked) == ("Unit(c, k=3)", 1)
+    assert _at(marked) == ["k="]
+
+
+def test_completion_in_an_unclosed_section() -> None:
+    assert _at(_unparsable("train {\n    loss |")) == LOSSES.names()
+    assert _at(_unparsable("train {\n    metrics accuracy, |")) == METRICS.names()
+    assert _at(_unparsable("dataset {\n    normalize(mean=0.5, |"))[0] == "std="
+    assert _signature(_unparsable("train {\n    optimizer sgd(0.1, |")) == (
+        _signature("train {\n    optimizer sgd(0.1, |)\n}\n")
+    )
+    assert "patience=" in _at(_unparsable("train {\n    early_stopping(|"))
+    keys = _at(_unparsable("dataset {\n    source mnist\n    |"))
+    assert keys[:2] == ["source", "batch"] and set(TRANSFORMS.names()) <= set(keys)
+    assert _at(_unparsable("network A {\n    input [2]\n}\ntrain {\n    model |")) == ["A"]
+
+
+def test_completion_after_an_arrow_in_text_that_does_not_parse() -> None:
+    after = _at(_unparsable("block B {\n    dense(2)\n}\nnetwork N {\n    input [4]\n    dense(4) -> |"))
+    assert after[: len(ACTIVATIONS)] == ACTIVATIONS and "B" in after and "input" not in after
+    assert _at(_unparsable("network N {\n    dense(4) -> re|"))[: len(ACTIVATIONS)] == ACTIVATIONS
+
+
+def test_the_cursor_context_is_read_from_the_grammars_tokens() -> None:
+    """What a regular expression over the text got wrong: the lexer knows comments, strings, keywords and
+    line continuations as the parser does."""
+    ctx = L.context_at("network N {\n    conv2d(8, kernel=", len("network N {\n    conv2d(8, kernel="))
+    assert (ctx.section, ctx.callee, ctx.bracket) == ("network", "conv2d", "(")
+    assert [[t.type for t in arg] for arg in ctx.args] == [["INT"], ["NAME", "EQUAL"]]
+    assert _at("network N {\n    dense(4) \\\n    -> |")[: len(ACTIVATIONS)] == ACTIVATIONS  # `\` joins lines
+    assert _at('train {\n    loss "a { b" # } -> (\n    optimizer |') == OPTIMIZERS.names()
+    assert _at("let x = 1  # network M {\n|") == ["version", "let", "block", "network", "dataset", "train"]
+    assert _at('network N {\n    dense(4, "a, b", # c, d\n        |')[:1] == ["bias="]  # 2 arguments given
+    assert not any("import re" in p.read_text(encoding="utf-8") for p in (ROOT / "netspec" / "lsp").glob("*.py"))
+
+
+def test_one_parse_per_text_for_the_checker_and_the_requests() -> None:
+    calls: list[str] = []
+
+    def parse(text: str) -> Any:
+        calls.append(text)
+        return parse_module.parse(text)
+
+    parser = L.ChunkedParse(parse)
+    text = "network N {\n    input [4]\n    dense(2 -> |\n}\n"
+    L.analyze(text.replace("|", ""), parser=parser)  # the checker's parse
+    assert len(calls) == 1
+    L.completion(text.replace("|", ""), text.index("|"), parse=parser)
+    L.signature_help(text.replace("|", ""), text.index("|"), parse=parser)
+    assert calls[0] == text.replace("|", "") and calls.count(calls[0]) == 1
 
 
 def test_the_server_does_not_import_torch() -> None:

@@ -24,6 +24,8 @@ class Context:
     statement: list[Tok] = field(default_factory=list)  # the current statement, outside ( and [: no comments
     start: tuple[int, int] = (0, 0)  # where the current statement starts: 0-based line and column
     start_offset: int = 0  # the same as a string index of the text
+    top: tuple[int, int] = (0, 0)  # where the top-level statement that holds the cursor starts
+    top_offset: int = 0
     braces: int = 0  # the `{` open at the cursor
     touching: bool = False  # the last token ends at the cursor (a word being typed)
     in_comment: bool = False
@@ -71,6 +73,7 @@ def context_at(text: str, offset: int) -> Context:
     lines = text.split("\n")
     ctx = _Walk(tokens(lines, line, column), (line, column)).context()
     ctx.start_offset = sum(len(x) + 1 for x in lines[: ctx.start[0]]) + ctx.start[1]
+    ctx.top_offset = sum(len(x) + 1 for x in lines[: ctx.top[0]]) + ctx.top[1]
     return ctx
 
 
@@ -94,8 +97,8 @@ class _Walk:
             touching=last is not None and (last.line, last.end) == self.cursor,
             braces=self.brackets.braces(),
         )
-        first = self.toks[self.start] if self.start < len(self.toks) else None
-        ctx.start = (first.line, first.start) if first is not None else self.cursor
+        ctx.start = self.position(self.start)
+        ctx.top = self.position(self.opener_start if ctx.braces else self.start)
         self.section(ctx)
         if self.brackets.top in ("(", "["):
             self.call(ctx)
@@ -110,6 +113,10 @@ class _Walk:
         self.brackets.feed(t, i)
         if t.type in ("LBRACE", "RBRACE") or (outside and t.type in (NL, "SEMICOLON")):
             self.start = i + 1
+
+    def position(self, index: int) -> tuple[int, int]:
+        """Where the token at ``index`` starts (the cursor if there is none)."""
+        return (self.toks[index].line, self.toks[index].start) if index < len(self.toks) else self.cursor
 
     def words(self, start: int, end: int) -> list[Tok]:
         return [t for t in self.toks[start:end] if t.type not in (COMMENT, NL)]

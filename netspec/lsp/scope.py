@@ -45,12 +45,14 @@ class Names:
         return self.parse(text)[0]
 
     def _texts(self) -> Iterator[str]:
-        """The text; else without the statement being typed; else only what comes before that statement."""
+        """The text; else without the statement being typed; else what comes before that statement, or
+        before the top-level statement that holds it."""
         yield self.text
         start = self.ctx.start_offset
         typed = self.text[start : self.offset]
         yield closed(self.text[:start] + "".join(ch if ch == "\n" else " " for ch in typed) + self.text[self.offset :])
         yield closed(self.text[:start])
+        yield self.text[: self.ctx.top_offset]
 
     def _items(self, kind: type[Any]) -> list[Any]:
         items = [x for x in self.module.items if isinstance(x, kind)] if self.module is not None else []

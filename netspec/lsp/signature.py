@@ -42,7 +42,9 @@ def _parts(target: Target) -> tuple[str, str, list[tuple[str, str | None]]]:
     if isinstance(target, st.Block):
         from netspec.tools.fmt import expr
 
-        parts = [(p.name if p.default is None else f"{p.name}={expr(p.default)}", None) for p in target.params]
+        parts: list[tuple[str, str | None]] = [
+            (p.name if p.default is None else f"{p.name}={expr(p.default)}", None) for p in target.params
+        ]
         return target.name, f"block `{target.name}`", parts
     pairs: list[tuple[str, str | None]] = []
     for n, f in target.parameters().items():

@@ -67,15 +67,17 @@ def continues(toks: Sequence[Tok], text: str) -> bool:
 
 
 def tokens(lines: Sequence[str], line: int, column: int) -> Iterator[Tok]:
-    """The tokens before a 0-based (line, column) of the lines, with their line numbers; NL between lines."""
+    """The tokens before a 0-based (line, column) of the lines, with their line numbers; NL between lines
+    (a line continuation is left out, as the grammar ignores it)."""
     for i in range(min(line, len(lines) - 1) + 1):
         text = content(lines[i])
         if i == line:
             text = text[:column]
         toks = line_tokens(text)
-        for t in toks:
+        joined = i < line and continues(toks, text)  # the `\` and the line break are left out
+        for t in toks[:-1] if joined else toks:
             yield Tok(t.type, t.text, t.start, t.end, i)
-        if i < line and not continues(toks, text):
+        if i < line and not joined:
             yield Tok(NL, "\n", len(text), len(text), i)
 
 
