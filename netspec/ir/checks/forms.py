@@ -38,6 +38,10 @@ def value(ctx: Context, key: Key, entry: st.Entry) -> Any:
     if len(entry.values) > 1:
         ctx.report("NS032", f"`{entry.key}` takes one value", entry.values[1].span)
         return INVALID
+    return _evaluated(ctx, entry)
+
+
+def _evaluated(ctx: Context, entry: st.Entry) -> Any:
     found = ctx.evaluator.eval(entry.values[0], ctx.constants)
     if isinstance(found, CallValue):
         ctx.report("NS014", f"`{entry.key}` cannot be a call", entry.values[0].span)

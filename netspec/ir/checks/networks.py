@@ -169,11 +169,7 @@ class Lowering:
     def _block_use(
         self, block: st.Block, call: st.Call, shape: Shape | None, scope: dict[str, Any]
     ) -> tuple[Any, Shape | None]:
-        stack = self.report.stack
-        if any(name == block.name for name, _ in stack) or len(stack) >= MAX_BLOCK_DEPTH:
-            self.report("NS022", f"block `{block.name}` uses itself", call.span, "blocks cannot be recursive")
-            return None, None
-        if self._too_deep(call.span):
+        if self._cannot_expand(block, call):
             return None, None
         args = block_args(self.ctx, block, call, scope)
         if args is None:
@@ -182,6 +178,7 @@ class Lowering:
             steps, out = self.lower(block.body.steps, shape, {**self.ctx.constants, **args})
         if steps is None or shape is None or out is None:
             return None, out
+        params = _params(steps)
         node = ir.BlockUse(
             span=call.span,
             name=block.name,
@@ -189,31 +186,42 @@ class Lowering:
             steps=steps,
             input_shape=shape,
             output_shape=out,
-            params=_params(steps),
+            params=params,
         )
         return node, out
 
+    def _cannot_expand(self, block: st.Block, call: st.Call) -> bool:
+        """Whether a use of `block` would recurse or nest too deeply (reported)."""
+        stack = self.report.stack
+        if any(name == block.name for name, _ in stack) or len(stack) >= MAX_BLOCK_DEPTH:
+            self.report("NS022", f"block `{block.name}` uses itself", call.span, "blocks cannot be recursive")
+            return True
+        return self._too_deep(call.span)
+
     def _repeat(self, step: st.Repeat, shape: Shape | None, scope: dict[str, Any]) -> Lowered:
-        count = self.ctx.evaluator.eval(step.count, scope)
-        if not (isinstance(count, int) and not isinstance(count, bool) and count > 0):
-            if count is not INVALID:
-                self.report(
-                    "NS045", f"`repeat` needs a positive integer count, got {describe_value(count)}", step.count.span
-                )
-            self.lower(step.body.steps, None, scope)
+        count = self._count(step, scope)
+        if count is None:
             return None, None
         iterations, out = self._iterations(step, count, shape, scope)
         if iterations is None or shape is None or out is None:
             return None, out
+        params = sum(_params(it) for it in iterations)
         node = ir.Repeat(
-            span=step.span,
-            count=count,
-            iterations=iterations,
-            input_shape=shape,
-            output_shape=out,
-            params=sum(_params(it) for it in iterations),
+            span=step.span, count=count, iterations=iterations, input_shape=shape, output_shape=out, params=params
         )
         return [node], out
+
+    def _count(self, step: st.Repeat, scope: dict[str, Any]) -> int | None:
+        """The repeat count, or None after an error (the body is still checked)."""
+        count = self.ctx.evaluator.eval(step.count, scope)
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            return count
+        if count is not INVALID:
+            self.report(
+                "NS045", f"`repeat` needs a positive integer count, got {describe_value(count)}", step.count.span
+            )
+        self.lower(step.body.steps, None, scope)
+        return None
 
     def _iterations(
         self, step: st.Repeat, count: int, shape: Shape | None, scope: dict[str, Any]
@@ -221,10 +229,7 @@ class Lowering:
         iterations: list[list[Any]] | None = []
         before = self.layer_count
         for i in range(count):
-            # After one iteration the total is foreseeable: `repeat 100000000 { ... }` fails at once.
-            if self.layer_count > MAX_LAYERS or (
-                i == 1 and self.layer_count + (self.layer_count - before) * (count - 1) > MAX_LAYERS
-            ):
+            if self._foreseen_too_many(i, before, count):
                 self._too_many_layers(step.span)
                 return None, None
             mark = self.layer_count
@@ -237,6 +242,12 @@ class Lowering:
             if shape is None:
                 break
         return iterations, shape
+
+    def _foreseen_too_many(self, i: int, before: int, count: int) -> bool:
+        """Over the layer limit before iteration `i`; after one iteration the total is foreseeable,
+        so `repeat 100000000 { ... }` fails at once."""
+        per_iteration = self.layer_count - before
+        return self.layer_count > MAX_LAYERS or (i == 1 and self.layer_count + per_iteration * (count - 1) > MAX_LAYERS)
 
     def _residual(self, step: st.Residual, shape: Shape | None, scope: dict[str, Any]) -> Lowered:
         steps, out = self.lower(step.body.steps, shape, scope)
