@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 from netspec.lsp.tokens import ARROW, COMMENT, IDENTS, NL, OPEN_STRING, WORDS, Brackets, Tok, tokens
 
+_STRUCTURE = frozenset({"LPAR", "RPAR", "LSQB", "RSQB", "LBRACE", "RBRACE", NL, "SEMICOLON"})
 SECTION_TYPES = {"NETWORK": "network", "BLOCK": "block", "DATASET": "dataset", "TRAIN": "train"}
 
 
@@ -89,7 +90,8 @@ class _Walk:
 
     def context(self) -> Context:
         for i, t in enumerate(self.toks):
-            self.feed(t, i)
+            if t.type in _STRUCTURE:
+                self.feed(t, i)
         last = self.toks[-1] if self.toks else None
         ctx = Context(
             in_comment=last is not None and last.type == COMMENT,

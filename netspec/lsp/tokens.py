@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from netspec.language.parse import KEYWORDS, lex
 
@@ -28,7 +28,7 @@ ARROW = "->"
 OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every token before the cursor, and never changed
 class Tok:
     type: str  # the grammar's terminal (NAME, LPAR, COMMENT, ...), or NL, OPEN_STRING, ERROR
     text: str
@@ -66,19 +66,20 @@ def continues(toks: Sequence[Tok], text: str) -> bool:
     return bool(toks) and toks[-1].type == ERROR and toks[-1].text == "\\" and toks[-1].end == len(text)
 
 
-def tokens(lines: Sequence[str], line: int, column: int) -> Iterator[Tok]:
+def tokens(lines: Sequence[str], line: int, column: int) -> list[Tok]:
     """The tokens before a 0-based (line, column) of the lines, with their line numbers; NL between lines
     (a line continuation is left out, as the grammar ignores it)."""
+    out: list[Tok] = []
     for i in range(min(line, len(lines) - 1) + 1):
         text = content(lines[i])
         if i == line:
             text = text[:column]
         toks = line_tokens(text)
         joined = i < line and continues(toks, text)  # the `\` and the line break are left out
-        for t in toks[:-1] if joined else toks:
-            yield Tok(t.type, t.text, t.start, t.end, i)
+        out += [Tok(t.type, t.text, t.start, t.end, i) for t in (toks[:-1] if joined else toks)]
         if i < line and not joined:
-            yield Tok(NL, "\n", len(text), len(text), i)
+            out.append(Tok(NL, "\n", len(text), len(text), i))
+    return out
 
 
 class Brackets:
