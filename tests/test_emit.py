@@ -250,6 +250,19 @@ def test_only_what_the_spec_uses_is_emitted() -> None:
         assert present in resnet, present
     assert "class Residual(nn.Module)" in resnet and "class ConvBN(nn.Sequential)" in resnet
     assert len(mlp.splitlines()) < len(resnet.splitlines())
+    # no early stopping: no state of it; no leftovers of netspec's type checking
+    assert "stopped_early: bool" not in mlp and "assert m.confusion" not in mlp
+    # a repeat whose iterations are the same is a class built in a loop, not unrolled copies
+    assert "class Stage(nn.Sequential)" in resnet and "nn.Sequential(*[Stage(64) for _ in range(2)])" in resnet
+
+
+def test_scripts_are_in_one_style_untyped() -> None:
+    for path in sorted(GOLDEN.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                annotated = [a.arg for a in node.args.args + node.args.kwonlyargs if a.annotation is not None]
+                assert node.returns is None and not annotated, (path.name, node.name)
 
 
 def test_the_cli_writes_the_script_with_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -955,6 +968,7 @@ def test_model_classes_build_the_modules_netspec_builds(tmp_path: Path) -> None:
     assert "class Stack(" not in source and "# block Stack" in source  # its uses differ in structure
     assert "class State_(nn.Sequential)" in source  # renamed: the script has a State
     assert "class Once(nn.Sequential)" in source and "Once(),  # -> [4, 16, 16]" in source
+    assert "nn.Sequential(*[Stage(8) for _ in range(2)])" in source  # Stack(2)'s repeat: a loop
     module = import_script(script)
     classes = {"Tokens": module.Tokens, "State": module.State_, "Signal": module.Signal, "Adder": module.Adder}
     for net in program.networks:

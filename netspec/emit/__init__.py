@@ -57,6 +57,7 @@ SCRIPT_NAMES = frozenset(
         "batches", "DataLoader", "Dataset", "SIZE", "TARGET", "DELIMITER", "X_NAME", "Y_NAME", "SEQ_LEN",
         "SAMPLES", "LOW", "HIGH", "RECORD", "TEST_FILE", "TRAIN_FILES", "fetch_cifar", "is_number", "zipfile",
         "workers", "write_atomic",
+        "npz_inputs", "npz_targets", "char_windows", "cifar_records", "decode_image",  # verbatim/readers.py
     }
 )  # fmt: skip
 NETSPEC_MODULES = ("Recurrent", "SelfAttention", "Encoder", "Residual")
@@ -90,8 +91,9 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
 
 def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
     """A class per network and per reused block, and the netspec modules they call."""
-    classes = Classes(set(SCRIPT_NAMES) | set(NETSPEC_MODULES) | set(dir(builtins)) | set(keyword.kwlist))
     trees = [Call("nn.Sequential", [step_call(s) for s in n.steps]) for n in program.networks]
+    spec_names = frozenset({n.name for n in program.networks} | {c.block for t in trees for c in t.calls() if c.block})
+    classes = Classes(set(SCRIPT_NAMES) | set(NETSPEC_MODULES) | set(dir(builtins)) | set(keyword.kwlist), spec_names)
     classes.add_blocks(trees)
     model_classes = {n.name: classes.add_network(n, tree) for n, tree in zip(program.networks, trees)}
     calls = [c for cls in classes.classes for call in cls.body for c in call.calls()]

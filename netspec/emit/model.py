@@ -43,11 +43,23 @@ class Call:
     note: str | None = None  # a comment after the opening parenthesis: "repeat 2"
     block: str | None = None  # the spec block this nn.Sequential expands
     block_args: dict[str, Any] = field(default_factory=dict)
+    repeat: int | None = None  # the nn.Sequential of a `repeat`: its count
     kind: str = "call"
+
+    @property
+    def looped(self) -> Call | None:
+        """Of a repeat whose iterations are all the same class call, that call: the repeat is then
+        built in a loop, `nn.Sequential(*[Stage(64) for _ in range(2)])`."""
+        first = self.args[0] if self.repeat and self.args else None
+        if not isinstance(first, Call) or first.func == "nn.Sequential" or any(a != first for a in self.args):
+            return None
+        return first
 
     @property
     def split(self) -> bool:
         """Whether it must span several lines: a comment inside cannot stay on one line."""
+        if self.looped is not None:
+            return False
         return self.note is not None or any(isinstance(a, Call) and (a.shape or a.split) for a in self.args)
 
     def calls(self) -> list[Call]:
@@ -93,9 +105,10 @@ def step_call(step: Any) -> Call:
             block=step.name,
             block_args=dict(step.args),
         )
-    if isinstance(step, ir.Repeat):
-        iterations = [Call("nn.Sequential", [step_call(s) for s in it]) for it in step.iterations]
-        return Call("nn.Sequential", iterations, shape=step.output_shape, note=f"repeat {step.count}")  # type: ignore[arg-type]
+    if isinstance(step, ir.Repeat):  # each iteration a class when they build the same structure
+        iterations = [Call("nn.Sequential", [step_call(s) for s in it], block=REPEAT) for it in step.iterations]
+        note = f"repeat {step.count}"
+        return Call("nn.Sequential", iterations, shape=step.output_shape, note=note, repeat=step.count)  # type: ignore[arg-type]
     if isinstance(step, ir.Residual):
         body = Call("nn.Sequential", [step_call(s) for s in step.steps])
         return Call("Residual", [body], shape=step.output_shape)
@@ -119,6 +132,7 @@ def _signature(func: str) -> list[tuple[str, Any]]:
 
 
 _NONE = object()
+REPEAT = "#repeat"  # the block of a repeat's iterations, until grouped by structure ("#repeat0", ...)
 
 
 @dataclass
@@ -133,8 +147,9 @@ class _Slot:
 class Classes:
     """Turns the blocks of a spec into classes, and each network into one."""
 
-    def __init__(self, reserved: set[str]) -> None:
+    def __init__(self, reserved: set[str], spec_names: frozenset[str] = frozenset()) -> None:
         self.taken = set(reserved)
+        self.spec_names = spec_names  # of the spec's networks and blocks, which keep their names
         self.classes: list[ModelClass] = []
         self.by_name: dict[str, ModelClass] = {}
 
@@ -156,6 +171,7 @@ class Classes:
 
     def add_blocks(self, trees: list[Call]) -> None:
         """A class per spec block whose uses all build the same structure, innermost first."""
+        _group_repeats(trees)
         uses: dict[str, list[Call]] = {}
         for tree in trees:
             for call in tree.calls():
@@ -183,11 +199,13 @@ class Classes:
         for slot in slots:
             groups.setdefault(tuple(literal(v) for v in slot.values), []).append(slot)
         named = self._name_params(groups, uses)
-        cls = ModelClass(self.class_name(block), [], [], block=block)
+        cls = ModelClass(self._block_name(block), [], [], block=block)
         defaults = {n: _group_default(groups[key]) for key, n in named.items()}
         required: list[tuple[str, Value | None]] = [(n, None) for n, d in defaults.items() if d is _NONE]
         cls.params = required + [(n, Value(d)) for n, d in defaults.items() if d is not _NONE]
         cls.doc = f"The spec's block {block}({', '.join(uses[0].block_args)})."
+        if block.startswith(REPEAT):
+            cls.doc = "The body of a `repeat`, built once per iteration."
         by_key = {key: n for key, n in named.items()}
         assert isinstance(template, Call)
         cls.body = [_fill(c, groups, by_key) for c in template.args]
@@ -200,6 +218,12 @@ class Classes:
             use.kwargs = [
                 (n, Value(values[n])) for n, d in cls.params if d is not None and literal(values[n]) != literal(d.value)
             ]
+
+    def _block_name(self, block: str) -> str:
+        name = "Stage" if block.startswith(REPEAT) else block
+        while name in self.spec_names - {block}:
+            name += "_"
+        return self.class_name(name)
 
     def _name_params(self, groups: dict[tuple[str, ...], list[_Slot]], uses: list[Call]) -> dict[Any, str]:
         """Parameter names for the slot groups whose value differs between uses: the block's own
@@ -215,7 +239,8 @@ class Classes:
         for key, members in groups.items():
             if len(set(key)) == 1:
                 continue  # the same in every use: written inline
-            name = spec_args.get(key) or members[0].hint or "value"
+            hints = [m.hint for m in members if m.hint] if not uses[0].block_args else []
+            name = spec_args.get(key) or min(hints, key=len, default="") or members[0].hint or "value"
             while name in taken or keyword.iskeyword(name):
                 name += "_"
             taken.add(name)
@@ -227,44 +252,62 @@ class Classes:
         first = nodes[0]
         if all(isinstance(n, Value) for n in nodes):
             return _Slot([n.value for n in nodes], hint)
-        if not all(isinstance(n, Call) for n in nodes):
-            return None
-        if any(n.func != first.func or len(n.args) != len(first.args) or n.note != first.note for n in nodes):
+        if not all(isinstance(n, Call) and _same_call(n, first) for n in nodes):
             return None
         signature = self.params_of(first.func)
-        names = [p for p, _ in signature]
-        args = []
-        for i in range(len(first.args)):
-            arg = self._unify([n.args[i] for n in nodes], names[i] if i < len(names) else "")
-            if arg is None:
-                return None
-            args.append(arg)
+        names = [p for p, _ in signature] + [""] * len(first.args)
+        args = [self._unify([n.args[i] for n in nodes], names[i]) for i in range(len(first.args))]
+        kwargs = self._unify_kwargs(nodes, signature)
+        if None in args or kwargs is None:
+            return None
+        same_shape = all(n.shape == first.shape for n in nodes)
+        return Call(first.func, args, kwargs, first.shape if same_shape else None, first.note, repeat=first.repeat)
+
+    def _unify_kwargs(self, nodes: list[Call], signature: list[tuple[str, Any]]) -> list[tuple[str, Any]] | None:
+        """The keyword arguments of calls to one constructor, unified; a keyword some calls leave to
+        its default has the default in those."""
         defaults = dict(signature)
-        order = {p: i for i, p in enumerate(names)}
+        order = {p: i for i, (p, _) in enumerate(signature)}
         keys = sorted(dict.fromkeys(k for n in nodes for k, _ in n.kwargs), key=lambda k: order.get(k, len(order)))
         kwargs = []
         for key in keys:
             default = defaults.get(key, _NONE)
-            column = []
-            for n in nodes:
-                given = dict(n.kwargs)
-                if key not in given and default is _NONE:
-                    return None
-                column.append(given.get(key, Value(default)))
-            unified = self._unify(column, key)
+            given = [dict(n.kwargs) for n in nodes]
+            if default is _NONE and any(key not in g for g in given):
+                return None
+            unified = self._unify([g.get(key, Value(default)) for g in given], key)
             if unified is None:
                 return None
             if isinstance(unified, _Slot):
                 unified.default = default
             kwargs.append((key, unified))
-        same_shape = all(n.shape == first.shape for n in nodes)
-        return Call(first.func, args, kwargs, first.shape if same_shape else None, first.note)
+        return kwargs
 
     def add_network(self, net: ir.Network, tree: Call) -> ModelClass:
         doc = f"{shape(net.input_shape)} -> {shape(net.output_shape)}, {count(net.params)} parameters."
         cls = ModelClass(self.class_name(net.name), [], tree.args, doc)
         self.classes.append(cls)
         return cls
+
+
+def _same_call(n: Call, first: Call) -> bool:
+    """Calls of one constructor with as many positional arguments (of a repeat, as many iterations)."""
+    return (n.func, len(n.args), n.note, n.repeat) == (first.func, len(first.args), first.note, first.repeat)
+
+
+def _structure(call: Call) -> tuple[Any, ...]:
+    """What two calls share when they differ in values only."""
+    args = tuple(_structure(a) if isinstance(a, Call) else a.kind for a in call.args)
+    kwargs = tuple((k, _structure(v) if isinstance(v, Call) else v.kind) for k, v in call.kwargs)
+    return call.func, call.note, call.repeat, args, kwargs
+
+
+def _group_repeats(trees: list[Call]) -> None:
+    """The iterations of repeats as uses of one class per structure: "#repeat0", "#repeat1", ..."""
+    groups: dict[tuple[Any, ...], str] = {}
+    for call in (c for tree in trees for c in tree.calls()):
+        if call.block == REPEAT:
+            call.block = groups.setdefault(_structure(call), f"{REPEAT}{len(groups)}")
 
 
 def _walk_slots(node: Any) -> list[_Slot]:

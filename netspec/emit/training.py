@@ -20,15 +20,18 @@ def _call(func: str, *args: str | None) -> Call:
 
 def training_context(train: ir.Train, net: ir.Network, augments: bool) -> dict[str, Any]:
     metrics = {m.kind: m.arg() for m in train.metrics}
-    loss = train.loss
+    loss, schedule = train.loss, train.schedule
+    classes, top_k, threshold = loss.meter_args(net.output_shape[-1], train.metrics)
     return {
         "train": train,
         "metric_args": metrics,
         "metric_funcs": [(name, f"_{name}") for name in metrics],
-        "meter": _meter(train, net),
-        "meter_classes": loss.target != "value",
-        "meter_top_k": "top_k" in metrics,
-        "binary_threshold": _binary_threshold(loss),
+        "meter": _meter(classes, top_k),
+        "meter_classes": bool(classes),
+        "meter_top_k": bool(top_k),
+        "binary_threshold": threshold,
+        "schedule_total_steps": schedule is not None and "total_steps" in schedule.run_length_args().values(),
+        "run_length_keys": schedule.run_length_keys if schedule else (),
         "loss": loss,
         "loss_wrapper": loss.target == "binary" or (loss.target == "class" and len(net.output_shape) > 1),
         "criterion": _criterion(loss),
@@ -63,21 +66,11 @@ def _call_context(train: ir.Train, augments: bool) -> dict[str, Any]:
     }
 
 
-def _meter(train: ir.Train, net: ir.Network) -> Call:
+def _meter(classes: int, top_k: tuple[int, ...]) -> Call:
     """The Meter of netspec.runtime.loop.evaluate: the number of classes and the k of top_k, if any."""
-    loss = train.loss
-    if loss.target == "value":
+    if not classes:
         return Call("Meter", [])
-    classes = 2 if loss.target == "binary" else net.output_shape[-1]
-    top_k = tuple(m.arg() for m in train.metrics if m.kind == "top_k")
     return Call("Meter", [Value(classes)] + ([Value(top_k)] if top_k else []))
-
-
-def _binary_threshold(loss: Any) -> float | None:
-    """Where one binary output divides the classes (netspec.runtime.loop.binary_threshold)."""
-    if loss.target != "binary":
-        return None
-    return 0.5 if loss.kind == "bce" else 0.0
 
 
 def _criterion(loss: Any) -> Call:
@@ -99,11 +92,8 @@ def _scheduler(train: ir.Train) -> Call | None:
     if schedule is None:
         return None
     name, kwargs = schedule.torch_scheduler(0, 0)
-    args: list[tuple[str, Any]] = [(k, Value(v)) for k, v in kwargs.items()]
-    if schedule.kind == "onecycle":
-        args = [(k, Param("total_steps") if k == "total_steps" else v) for k, v in args]
-    if schedule.kind == "cosine" and getattr(schedule, "t_max", None) is None:
-        args = [(k, Param("epochs") if k == "T_max" else v) for k, v in args]
+    length = schedule.run_length_args()
+    args: list[tuple[str, Any]] = [(k, Param(length[k]) if k in length else Value(v)) for k, v in kwargs.items()]
     return Call(f"torch.optim.lr_scheduler.{name}", [Param("optimizer")], args)
 
 

@@ -5,6 +5,8 @@ metric. Copied verbatim into scripts (see netspec/verbatim/data.py for the rules
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -65,22 +67,12 @@ class Meter:
         return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
 
 
-def _per_class(confusion: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """True positives, predicted and actual counts per class."""
-    tp = confusion.diag().double()
-    return tp, confusion.sum(0).double(), confusion.sum(1).double()
-
-
-def _average(
-    values: torch.Tensor,
-    tp: torch.Tensor,
-    predicted: torch.Tensor,
-    actual: torch.Tensor,
-    how: object,
-) -> float:
-    """Combine per-class values over the classes present as labels or predictions, as scikit-learn
+def _average(m: Meter, how: object, score: Callable[..., torch.Tensor]) -> float:
+    """A per-class score(tp, predicted, actual) combined over the classes present, as scikit-learn
     does (zero_division=0)."""
-    present = (actual > 0) | (predicted > 0)
+    tp = m.confusion.diag().double()  # type: ignore[union-attr]
+    predicted, actual = m.confusion.sum(0).double(), m.confusion.sum(1).double()  # type: ignore[union-attr]
+    values, present = score(tp, predicted, actual), (actual > 0) | (predicted > 0)
     if not present.any():
         return 0.0
     if how == "weighted":
@@ -91,29 +83,23 @@ def _average(
 
 
 def _precision(m: Meter, how: object) -> float:
-    tp, predicted, actual = _per_class(m.confusion)  # type: ignore[arg-type]
-    return _average(tp / predicted.clamp(min=1), tp, predicted, actual, how)
+    return _average(m, how, lambda tp, predicted, actual: tp / predicted.clamp(min=1))
 
 
 def _recall(m: Meter, how: object) -> float:
-    tp, predicted, actual = _per_class(m.confusion)  # type: ignore[arg-type]
-    return _average(tp / actual.clamp(min=1), tp, predicted, actual, how)
+    return _average(m, how, lambda tp, predicted, actual: tp / actual.clamp(min=1))
 
 
 def _f1(m: Meter, how: object) -> float:
-    tp, predicted, actual = _per_class(m.confusion)  # type: ignore[arg-type]
-    f1 = 2 * tp / (predicted + actual).clamp(min=1)
-    return _average(f1, tp, predicted, actual, how)
+    return _average(m, how, lambda tp, pred, true: 2 * tp / (pred + true).clamp(min=1))
 
 
 def _accuracy(m: Meter, _: object) -> float:
-    assert m.confusion is not None
-    return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
+    return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())  # type: ignore[union-attr]
 
 
 def _top_k(m: Meter, k: object) -> float:
-    assert m.confusion is not None
-    return m.top_k[k] / max(1, m.confusion.sum().item())  # type: ignore[index]
+    return m.top_k[k] / max(1, m.confusion.sum().item())  # type: ignore[index, union-attr]
 
 
 def _mse(m: Meter, _: object) -> float:

@@ -61,17 +61,17 @@ LOW = 0.0
 HIGH = 10.0
 
 
-def addition_pairs(samples, seed):
-    """[a, b] drawn uniformly from [low, high) as float32, and a + b as [samples, 1]."""
-    x = np.random.default_rng(seed).uniform(LOW, HIGH, (samples, 2)).astype(np.float32)
-    return x, x.sum(axis=1, keepdims=True, dtype=np.float32)
-
-
 def load_data(seed):
     """Synthetic sums for training, and a fifth as many for testing (from another seed)."""
-    x_train, y_train = addition_pairs(SAMPLES, seed)
-    x_test, y_test = addition_pairs(4000, seed + 1)
+    x_train, y_train = addition_pairs(SAMPLES, LOW, HIGH, seed)
+    x_test, y_test = addition_pairs(max(1, SAMPLES // 5), LOW, HIGH, seed + 1)
     return x_train, y_train, x_test, y_test, {}
+
+
+def addition_pairs(samples, low, high, seed):
+    """[a, b] uniform in [low, high) as float32, and a + b as [samples, 1]."""
+    x = np.random.default_rng(seed).uniform(low, high, (samples, 2)).astype(np.float32)
+    return x, x.sum(axis=1, keepdims=True, dtype=np.float32)
 
 
 def to_tensor(a):
@@ -108,55 +108,33 @@ def prepare_data(root, seed, device):
 
 
 class Meter:
-    """Accumulates the loss and the absolute and squared errors, batch by batch,
-    for the metrics."""
+    """Sums the loss and the absolute and squared errors, batch by batch."""
 
     def __init__(self):
-        self.count = 0
-        self.loss_sum = 0.0
-        self.abs_err = 0.0  # per sample: the mean over its outputs
-        self.sq_err = 0.0
+        self.count, self.loss_sum = 0, 0.0
+        self.abs_err, self.sq_err = 0.0, 0.0  # per sample: the mean over its outputs
 
     def update(self, loss, out, y):
-        n = y.shape[0]
-        self.count += n
-        self.loss_sum += loss.item() * n
-        err = out.detach().float() - y.float()
+        self.count += len(y)
+        self.loss_sum += loss.item() * len(y)
+        err = out - y.float()
         self.abs_err += err.abs().sum().item() / max(1, err[0].numel())
         self.sq_err += err.pow(2).sum().item() / max(1, err[0].numel())
 
-    @property
-    def loss(self):
-        return self.loss_sum / max(1, self.count)
-
-    def metrics(self, wanted):
-        """Metric name -> value; `wanted` maps each name to its argument."""
-        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+    def metrics(self):
+        """The mean loss and every metric."""
+        metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
+        return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
 
-def _mae(m: Meter, _: object) -> float:
+def _mae(m, _):
     return m.abs_err / max(1, m.count)
 
 
-METRICS = {
-    "mae": _mae,
-}
-# what each metric needs besides the counts: k, or how to average over classes
-METRIC_ARGS = {
-    "mae": None,
+METRICS = {  # name: (function, what it needs besides the counts: k, or how to average)
+    "mae": (_mae, None),
 }
 loss_fn = nn.MSELoss()
-
-
-def pick_device(wanted):
-    """auto: CUDA, then Apple's MPS, then the CPU."""
-    if wanted != "auto":
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -166,7 +144,6 @@ class State:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
-    stopped_early: bool = False
 
 
 def train_epoch(model, optimizer, train, g, state):
@@ -174,9 +151,9 @@ def train_epoch(model, optimizer, train, g, state):
     model.train()
     x, y = train
     order = torch.randperm(len(x), generator=g).to(x.device)
+    log_every = max(1, len(order) // (10 * BATCH_SIZE))  # about ten lines an epoch
     total, seen = 0.0, 0
-    for start in range(0, len(x), BATCH_SIZE):
-        idx = order[start : start + BATCH_SIZE]
+    for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
         inputs, targets = x[idx], y[idx]
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -187,6 +164,8 @@ def train_epoch(model, optimizer, train, g, state):
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
         total, seen = total + value * len(targets), seen + len(targets)
+        if batch % log_every == 0:
+            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] loss {value:.4f}")
     return total / max(1, seen)
 
 
@@ -196,17 +175,14 @@ def evaluate(model, split):
     model.eval()
     x, y = split
     meter = Meter()
-    for start in range(0, len(x), EVAL_BATCH_SIZE):
-        inputs = x[start : start + EVAL_BATCH_SIZE]
-        targets = y[start : start + EVAL_BATCH_SIZE]
+    for inputs, targets in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
         output = model(inputs).float()
         meter.update(loss_fn(output, targets), output, targets)
-    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+    return meter.metrics()
 
 
 def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: a crash or Ctrl-C never
-    leaves a half-written file."""
+    """write(a temporary path), then rename it to `path`: never a half-written file."""
     part = path.with_name(path.name + ".part")
     write(part)
     os.replace(part, path)
@@ -214,13 +190,11 @@ def write_atomic(path, write):
 
 def write_metrics(path, rows):
     """metrics.csv: a row per epoch, with every float written exactly (repr)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(rows[0])  # every row has the same columns
     for row in rows:
-        cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
-        writer.writerow(cells)
+        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
     write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
 
 
@@ -266,34 +240,21 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help="seed for every random generator"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="auto: cuda, then mps, then cpu",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
-        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
-    )
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    parser.add_argument("--seed", type=int, default=SEED, help="of every generator")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    data = os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec"
+    parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
-    parser.add_argument(
-        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
-    )
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    device = pick_device(args.device)
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
+    device = torch.device(auto if args.device == "auto" else args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
     root = Path(args.data_dir).expanduser().resolve()
@@ -311,7 +272,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    while state.epoch < epochs and not state.stopped_early:
+    while state.epoch < epochs:
         start = time.perf_counter()
         train_loss = train_epoch(model, optimizer, train, g, state)
         seconds = time.perf_counter() - start
@@ -320,8 +281,7 @@ def main():
         if "val" in splits:
             val = evaluate(model, splits["val"])
             row.update({f"val_{name}": value for name, value in val.items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = seconds
+        row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
@@ -330,6 +290,7 @@ def main():
 
     test = evaluate(model, splits["test"])
     print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
         "spec": SPEC,
         "test": test,
@@ -337,14 +298,10 @@ def main():
         "seed": args.seed,
         "epochs": state.epoch,
         "steps": state.step,
-        "stopped_early": state.stopped_early,
+        "stopped_early": False,
         "device": str(device),
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "netspec": "0.1.0",
-        },
+        "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
     save_weights(model, out)

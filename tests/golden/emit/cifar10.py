@@ -67,10 +67,10 @@ class SmallCNN(nn.Sequential):
 # --- Data --------------------------------------------------------------------
 
 
-# CIFAR-10, the binary version: downloaded (its md5 checked) and extracted if missing
+# CIFAR-10, the binary version: downloaded (md5 checked) and extracted into the data root
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
-DATA_FOLDER = "cifar-10-batches-bin"  # under the data root
+DATA_FOLDER = "cifar-10-batches-bin"
 TRAIN_FILES = [
     "data_batch_1.bin",
     "data_batch_2.bin",
@@ -79,38 +79,39 @@ TRAIN_FILES = [
     "data_batch_5.bin",
 ]
 TEST_FILE = "test_batch.bin"
-RECORD = 1 + 3 * 32 * 32  # a label byte, then the red, green and blue planes
 
 
-def download(url, path, algorithm, digest):
-    """Fetch url to path, keeping the file only if its checksum matches."""
-    print(f"downloading {url} -> {path}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=60) as response:
-        data = response.read()
-    if hashlib.new(algorithm, data).hexdigest() != digest:
-        raise OSError(f"the download of {url} does not have the published {algorithm}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+def download(urls, path, algorithm, digest):
+    """Fetch the first of `urls` that has the published checksum to `path`."""
+    for url in urls:
+        print(f"downloading {url} -> {path}", file=sys.stderr)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                data = response.read()
+            if hashlib.new(algorithm, data).hexdigest() != digest:
+                raise OSError(f"{url} does not have the published {algorithm}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_name(path.name + ".part").write_bytes(data)
+            return os.replace(path.with_name(path.name + ".part"), path)
+        except OSError as e:
+            print(f"  {e}", file=sys.stderr)
 
 
 def read_cifar(path, files):
     """A CIFAR-10 batch file: uint8 images [N, 3, 32, 32] and int64 labels."""
     data = path.read_bytes()
     files[f"{DATA_FOLDER}/{path.name}"] = hashlib.sha256(data).hexdigest()
-    if not data or len(data) % RECORD:
+    if not data or len(data) % (1 + 3 * 32 * 32):
         raise SystemExit(f"error: {path} is truncated or corrupt; delete it and rerun")
-    records = np.frombuffer(data, np.uint8).reshape(-1, RECORD)
-    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), records[:, 0].astype(np.int64)
+    return cifar_records(data)
 
 
 def fetch_cifar(root):
     """Download the binary version of CIFAR-10 and extract its batch files."""
-    archive = root / "cifar-10-binary.tar.gz"
+    archive = root / CIFAR_URL.rsplit("/", 1)[1]
+    if not archive.is_file():
+        download([CIFAR_URL], archive, "md5", CIFAR_MD5)
     try:
-        if not archive.is_file():
-            download(CIFAR_URL, archive, "md5", CIFAR_MD5)
         with tarfile.open(archive) as tar:
             for member in tar:
                 parts = Path(member.name).parts
@@ -136,24 +137,20 @@ def load_data(root):
     return x_train, y_train, x_test, y_test, files
 
 
-def random_flip(
-    x: torch.Tensor,
-    g: torch.Generator,
-    p: float,
-    dim: int,
-) -> torch.Tensor:
+def cifar_records(data):
+    """CIFAR-10 binary records (a label byte, then the red, green and blue planes):
+    uint8 images [N, 3, 32, 32] and int64 labels."""
+    records = np.frombuffer(data, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
+    return records[:, 1:].reshape(-1, 3, 32, 32).copy(), records[:, 0].astype(np.int64)
+
+
+def random_flip(x, g, p, dim):
     """Flip each image along `dim` (-1: horizontal, -2: vertical) with probability p."""
     flip = (torch.rand(x.shape[0], generator=g) < p).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(dim), x)
 
 
-def _gather_windows(
-    x: torch.Tensor,
-    top: torch.Tensor,
-    left: torch.Tensor,
-    h: int,
-    w: int,
-) -> torch.Tensor:
+def _gather_windows(x, top, left, h, w):
     """Per-sample h x w windows of x starting at (top[i], left[i])."""
     rows = (top[:, None] + torch.arange(h))[:, None, :, None].to(x.device)
     cols = (left[:, None] + torch.arange(w))[:, None, None, :].to(x.device)
@@ -162,7 +159,7 @@ def _gather_windows(
     return x[n, c, rows, cols]
 
 
-def random_shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tensor:
+def random_shift(x, g, pixels):
     """Shift each image by up to `pixels` in each direction, filling with zeros."""
     n, _, h, w = x.shape
     top = torch.randint(0, 2 * pixels + 1, (n,), generator=g)
@@ -170,7 +167,7 @@ def random_shift(x: torch.Tensor, g: torch.Generator, pixels: int) -> torch.Tens
     return _gather_windows(F.pad(x, (pixels,) * 4), top, left, h, w)
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def normalize(x, mean, std):
     """(x - mean) / std; mean and std broadcast over the batch."""
     return (x - mean) / std
 
@@ -225,69 +222,43 @@ def prepare_data(root, seed, device):
 
 
 class Meter:
-    """Accumulates the loss and a confusion matrix, batch by batch,
-    for the metrics."""
+    """Sums the loss and counts a confusion matrix, batch by batch."""
 
     def __init__(self, classes, top_k):
-        self.count = 0
-        self.loss_sum = 0.0
+        self.count, self.loss_sum = 0, 0.0
         self.confusion = torch.zeros(classes, classes, dtype=torch.long)
         self.top_k = {k: 0 for k in top_k}  # hits: the true class among the k best
 
     def update(self, loss, out, y):
-        n = y.shape[0]
-        self.count += n
-        self.loss_sum += loss.item() * n
-        out = out.detach()
+        self.count += len(y)
+        self.loss_sum += loss.item() * len(y)
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
-        classes = self.confusion.shape[0]
-        pred = out.argmax(-1)
+        classes, pred = self.confusion.shape[0], out.argmax(-1)
         counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
         self.confusion += counts.view(classes, classes)
         for k in self.top_k:
             hits = (out.topk(k, -1).indices == y[:, None]).any(-1)
             self.top_k[k] += int(hits.sum().item())
 
-    @property
-    def loss(self):
-        return self.loss_sum / max(1, self.count)
-
-    def metrics(self, wanted):
-        """Metric name -> value; `wanted` maps each name to its argument."""
-        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+    def metrics(self):
+        """The mean loss and every metric."""
+        metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
+        return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
 
-def _accuracy(m: Meter, _: object) -> float:
-    assert m.confusion is not None
+def _accuracy(m, _):
     return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
 
 
-def _top_k(m: Meter, k: object) -> float:
-    assert m.confusion is not None
+def _top_k(m, k):
     return m.top_k[k] / max(1, m.confusion.sum().item())
 
 
-METRICS = {
-    "accuracy": _accuracy,
-    "top_k": _top_k,
-}
-# what each metric needs besides the counts: k, or how to average over classes
-METRIC_ARGS = {
-    "accuracy": None,
-    "top_k": 3,
+METRICS = {  # name: (function, what it needs besides the counts: k, or how to average)
+    "accuracy": (_accuracy, None),
+    "top_k": (_top_k, 3),
 }
 loss_fn = nn.CrossEntropyLoss()
-
-
-def pick_device(wanted):
-    """auto: CUDA, then Apple's MPS, then the CPU."""
-    if wanted != "auto":
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -297,7 +268,6 @@ class State:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
-    stopped_early: bool = False
 
 
 def train_epoch(model, optimizer, train, g, state, augment):
@@ -305,9 +275,9 @@ def train_epoch(model, optimizer, train, g, state, augment):
     model.train()
     x, y = train
     order = torch.randperm(len(x), generator=g).to(x.device)
+    log_every = max(1, len(order) // (10 * BATCH_SIZE))  # about ten lines an epoch
     total, seen = 0.0, 0
-    for start in range(0, len(x), BATCH_SIZE):
-        idx = order[start : start + BATCH_SIZE]
+    for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
         inputs, targets = augment(x[idx], g), y[idx]
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -318,6 +288,8 @@ def train_epoch(model, optimizer, train, g, state, augment):
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
         total, seen = total + value * len(targets), seen + len(targets)
+        if batch % log_every == 0:
+            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] loss {value:.4f}")
     return total / max(1, seen)
 
 
@@ -327,17 +299,14 @@ def evaluate(model, split):
     model.eval()
     x, y = split
     meter = Meter(10, (3,))
-    for start in range(0, len(x), EVAL_BATCH_SIZE):
-        inputs = x[start : start + EVAL_BATCH_SIZE]
-        targets = y[start : start + EVAL_BATCH_SIZE]
+    for inputs, targets in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
         output = model(inputs).float()
         meter.update(loss_fn(output, targets), output, targets)
-    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+    return meter.metrics()
 
 
 def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: a crash or Ctrl-C never
-    leaves a half-written file."""
+    """write(a temporary path), then rename it to `path`: never a half-written file."""
     part = path.with_name(path.name + ".part")
     write(part)
     os.replace(part, path)
@@ -345,13 +314,11 @@ def write_atomic(path, write):
 
 def write_metrics(path, rows):
     """metrics.csv: a row per epoch, with every float written exactly (repr)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(rows[0])  # every row has the same columns
     for row in rows:
-        cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
-        writer.writerow(cells)
+        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
     write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
 
 
@@ -397,34 +364,21 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help="seed for every random generator"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="auto: cuda, then mps, then cpu",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
-        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
-    )
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    parser.add_argument("--seed", type=int, default=SEED, help="of every generator")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    data = os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec"
+    parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
-    parser.add_argument(
-        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
-    )
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    device = pick_device(args.device)
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
+    device = torch.device(auto if args.device == "auto" else args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
     root = Path(args.data_dir).expanduser().resolve()
@@ -442,7 +396,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    while state.epoch < epochs and not state.stopped_early:
+    while state.epoch < epochs:
         start = time.perf_counter()
         train_loss = train_epoch(model, optimizer, train, g, state, augment)
         seconds = time.perf_counter() - start
@@ -451,8 +405,7 @@ def main():
         if "val" in splits:
             val = evaluate(model, splits["val"])
             row.update({f"val_{name}": value for name, value in val.items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = seconds
+        row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
@@ -461,6 +414,7 @@ def main():
 
     test = evaluate(model, splits["test"])
     print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
         "spec": SPEC,
         "test": test,
@@ -468,14 +422,10 @@ def main():
         "seed": args.seed,
         "epochs": state.epoch,
         "steps": state.step,
-        "stopped_early": state.stopped_early,
+        "stopped_early": False,
         "device": str(device),
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "netspec": "0.1.0",
-        },
+        "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
     save_weights(model, out)

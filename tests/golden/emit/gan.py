@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import struct
 import sys
 import time
 import urllib.request
@@ -82,8 +81,8 @@ class Discriminator(nn.Sequential):
 # --- Data --------------------------------------------------------------------
 
 
-# MNIST: the original files, checked against their published sha256
-DATA_FOLDER = "mnist"  # under the data root
+# MNIST: the original files under the data root, and their published sha256
+DATA_FOLDER = "mnist"
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -96,59 +95,44 @@ SHA256 = {
 }
 
 
-def download(url, path, algorithm, digest):
-    """Fetch url to path, keeping the file only if its checksum matches."""
-    print(f"downloading {url} -> {path}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=60) as response:
-        data = response.read()
-    if hashlib.new(algorithm, data).hexdigest() != digest:
-        raise OSError(f"the download of {url} does not have the published {algorithm}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+def download(urls, path, algorithm, digest):
+    """Fetch the first of `urls` that has the published checksum to `path`."""
+    for url in urls:
+        print(f"downloading {url} -> {path}", file=sys.stderr)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                data = response.read()
+            if hashlib.new(algorithm, data).hexdigest() != digest:
+                raise OSError(f"{url} does not have the published {algorithm}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_name(path.name + ".part").write_bytes(data)
+            return os.replace(path.with_name(path.name + ".part"), path)
+        except OSError as e:
+            print(f"  {e}", file=sys.stderr)
 
 
 def read_idx(root, name, files):
-    """One of the IDX files, checked against its sha256, as an array of unsigned bytes."""
+    """An IDX file checked by its sha256: uint8 images [N, 1, 28, 28] or int64 labels."""
     path = root / DATA_FOLDER / name
     if not path.is_file():
-        for mirror in MIRRORS:
-            try:
-                download(mirror + name, path, "sha256", SHA256[name])
-                break
-            except OSError as e:
-                print(f"  {e}", file=sys.stderr)
-        else:
-            raise SystemExit(
-                f"error: {path} is missing and could not be downloaded: put the files "
-                f"{', '.join(SHA256)} in {path.parent}, or give --data-dir a folder "
-                f"that holds {DATA_FOLDER}/"
-            )
-    data = path.read_bytes()
+        download([mirror + name for mirror in MIRRORS], path, "sha256", SHA256[name])
+    data = path.read_bytes() if path.is_file() else b""
     digest = files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
     if digest != SHA256[name]:
-        raise SystemExit(f"error: {path} is not the original file; delete it and rerun")
-    data = gzip.decompress(data)
-    ndim = data[3]
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    if data[2] != 0x08 or len(data) != 4 + 4 * ndim + math.prod(shape):
-        raise SystemExit(f"error: {path} is truncated or corrupt")
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+        raise SystemExit(f"error: {path} is missing or not the original file")
+    data = gzip.decompress(data)  # 0, 0, 8 (unsigned bytes), ndim, the dimensions, data
+    dims = np.frombuffer(data, ">u4", data[3], 4)
+    a = np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
+    return a[:, None].copy() if a.ndim == 3 else a.astype(np.int64)
 
 
 def load_data(root):
-    """MNIST: uint8 images [N, 1, 28, 28] and int64 labels, for training and
-    testing, and the sha256 of each file read."""
+    """Training images and labels, test images and labels, and each file's sha256."""
     files = {}
-    x_train = read_idx(root, "train-images-idx3-ubyte.gz", files)[:, None]
-    y_train = read_idx(root, "train-labels-idx1-ubyte.gz", files).astype(np.int64)
-    x_test = read_idx(root, "t10k-images-idx3-ubyte.gz", files)[:, None]
-    y_test = read_idx(root, "t10k-labels-idx1-ubyte.gz", files).astype(np.int64)
-    return x_train, y_train, x_test, y_test, files
+    return *(read_idx(root, name, files) for name in SHA256), files
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def normalize(x, mean, std):
     """(x - mean) / std; mean and std broadcast over the batch."""
     return (x - mean) / std
 
@@ -179,58 +163,34 @@ def prepare_data(root, seed, device):
 
 
 class Meter:
-    """Accumulates the loss and a confusion matrix, batch by batch,
-    for the metrics."""
+    """Sums the loss and counts a confusion matrix, batch by batch."""
 
     def __init__(self, classes):
-        self.count = 0
-        self.loss_sum = 0.0
+        self.count, self.loss_sum = 0, 0.0
         self.confusion = torch.zeros(classes, classes, dtype=torch.long)
 
     def update(self, loss, out, y):
-        n = y.shape[0]
-        self.count += n
-        self.loss_sum += loss.item() * n
-        out = out.detach()
+        self.count += len(y)
+        self.loss_sum += loss.item() * len(y)
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
-        classes = self.confusion.shape[0]
-        pred = out.argmax(-1)
+        classes, pred = self.confusion.shape[0], out.argmax(-1)
         counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
         self.confusion += counts.view(classes, classes)
 
-    @property
-    def loss(self):
-        return self.loss_sum / max(1, self.count)
-
-    def metrics(self, wanted):
-        """Metric name -> value; `wanted` maps each name to its argument."""
-        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+    def metrics(self):
+        """The mean loss and every metric."""
+        metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
+        return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
 
-def _accuracy(m: Meter, _: object) -> float:
-    assert m.confusion is not None
+def _accuracy(m, _):
     return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
 
 
-METRICS = {
-    "accuracy": _accuracy,
-}
-# what each metric needs besides the counts: k, or how to average over classes
-METRIC_ARGS = {
-    "accuracy": None,
+METRICS = {  # name: (function, what it needs besides the counts: k, or how to average)
+    "accuracy": (_accuracy, None),
 }
 loss_fn = nn.CrossEntropyLoss()
-
-
-def pick_device(wanted):
-    """auto: CUDA, then Apple's MPS, then the CPU."""
-    if wanted != "auto":
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -240,7 +200,6 @@ class State:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
-    stopped_early: bool = False
 
 
 def train_epoch(model, optimizer, train, g, state):
@@ -248,9 +207,9 @@ def train_epoch(model, optimizer, train, g, state):
     model.train()
     x, y = train
     order = torch.randperm(len(x), generator=g).to(x.device)
+    log_every = max(1, len(order) // (10 * BATCH_SIZE))  # about ten lines an epoch
     total, seen = 0.0, 0
-    for start in range(0, len(x), BATCH_SIZE):
-        idx = order[start : start + BATCH_SIZE]
+    for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
         inputs, targets = x[idx], y[idx]
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -261,6 +220,8 @@ def train_epoch(model, optimizer, train, g, state):
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
         total, seen = total + value * len(targets), seen + len(targets)
+        if batch % log_every == 0:
+            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] loss {value:.4f}")
     return total / max(1, seen)
 
 
@@ -270,17 +231,14 @@ def evaluate(model, split):
     model.eval()
     x, y = split
     meter = Meter(10)
-    for start in range(0, len(x), EVAL_BATCH_SIZE):
-        inputs = x[start : start + EVAL_BATCH_SIZE]
-        targets = y[start : start + EVAL_BATCH_SIZE]
+    for inputs, targets in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
         output = model(inputs).float()
         meter.update(loss_fn(output, targets), output, targets)
-    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+    return meter.metrics()
 
 
 def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: a crash or Ctrl-C never
-    leaves a half-written file."""
+    """write(a temporary path), then rename it to `path`: never a half-written file."""
     part = path.with_name(path.name + ".part")
     write(part)
     os.replace(part, path)
@@ -288,13 +246,11 @@ def write_atomic(path, write):
 
 def write_metrics(path, rows):
     """metrics.csv: a row per epoch, with every float written exactly (repr)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(rows[0])  # every row has the same columns
     for row in rows:
-        cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
-        writer.writerow(cells)
+        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
     write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
 
 
@@ -340,34 +296,21 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help="seed for every random generator"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="auto: cuda, then mps, then cpu",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
-        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
-    )
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    parser.add_argument("--seed", type=int, default=SEED, help="of every generator")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    data = os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec"
+    parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
-    parser.add_argument(
-        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
-    )
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    device = pick_device(args.device)
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
+    device = torch.device(auto if args.device == "auto" else args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
     root = Path(args.data_dir).expanduser().resolve()
@@ -385,14 +328,13 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    while state.epoch < epochs and not state.stopped_early:
+    while state.epoch < epochs:
         start = time.perf_counter()
         train_loss = train_epoch(model, optimizer, train, g, state)
         seconds = time.perf_counter() - start
         state.epoch += 1
         row = {"epoch": state.epoch, "train_loss": train_loss}
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = seconds
+        row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
@@ -401,6 +343,7 @@ def main():
 
     test = evaluate(model, splits["test"])
     print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
         "spec": SPEC,
         "test": test,
@@ -408,14 +351,10 @@ def main():
         "seed": args.seed,
         "epochs": state.epoch,
         "steps": state.step,
-        "stopped_early": state.stopped_early,
+        "stopped_early": False,
         "device": str(device),
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "netspec": "0.1.0",
-        },
+        "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
     save_weights(model, out)

@@ -44,19 +44,12 @@ EVAL_BATCH_SIZE = 256
 class Recurrent(nn.Module):
     """nn.RNN / nn.LSTM / nn.GRU, batch first, returning the sequence or the last state."""
 
-    def __init__(
-        self,
-        cell: str,
-        input_size: int,
-        hidden: int,
-        return_sequences: bool = True,
-        **kwargs: object,
-    ) -> None:
+    def __init__(self, cell, input_size, hidden, return_sequences=True, **kwargs):
         super().__init__()
         self.rnn = getattr(nn, cell)(input_size, hidden, batch_first=True, **kwargs)
         self.return_sequences = return_sequences
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x):
         out, state = self.rnn(x)
         if self.return_sequences:
             return out
@@ -107,17 +100,26 @@ def load_data(root):
     data = path.read_bytes()
     files = {DATA_PATH: hashlib.sha256(data).hexdigest()}
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {path} is not UTF-8 text ({e})") from None
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # a code point each
-    _, ids = np.unique(codes, return_inverse=True)
-    n = len(ids) // (SEQ_LEN + 1)
-    if n == 0:
-        raise SystemExit(f"error: {path} is shorter than one sample of SEQ_LEN + 1")
-    windows = ids[: n * (SEQ_LEN + 1)].reshape(n, SEQ_LEN + 1).astype(np.int64)
-    x, y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+        x, y, _ = char_windows(data.decode("utf-8-sig"), SEQ_LEN)
+    except ValueError as e:  # UnicodeDecodeError included
+        raise SystemExit(f"error: {path}: {e}") from None
     return x, y, files
+
+
+def char_windows(text, seq_len):
+    """Non-overlapping windows of seq_len characters as int64 ids (indices into the
+    sorted characters of the text), the same windows shifted by one as targets, and
+    the sorted characters' code points; ValueError when the text is shorter than one."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # a code point each
+    alphabet, ids = np.unique(codes, return_inverse=True)
+    width = seq_len + 1
+    n = len(ids) // width
+    if n == 0:
+        few = f"{len(ids)} characters, fewer than one sample of seq_len + 1"
+        raise ValueError(f"{few} = {width}")
+    windows = ids[: n * width].reshape(n, width).astype(np.int64)
+    x, y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
+    return x, y, alphabet
 
 
 def to_tensor(a):
@@ -154,45 +156,32 @@ def prepare_data(root, seed, device):
 
 
 class Meter:
-    """Accumulates the loss and a confusion matrix, batch by batch,
-    for the metrics."""
+    """Sums the loss and counts a confusion matrix, batch by batch."""
 
     def __init__(self, classes):
-        self.count = 0
-        self.loss_sum = 0.0
+        self.count, self.loss_sum = 0, 0.0
         self.confusion = torch.zeros(classes, classes, dtype=torch.long)
 
     def update(self, loss, out, y):
-        n = y.shape[0]
-        self.count += n
-        self.loss_sum += loss.item() * n
-        out = out.detach()
+        self.count += len(y)
+        self.loss_sum += loss.item() * len(y)
         out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
-        classes = self.confusion.shape[0]
-        pred = out.argmax(-1)
+        classes, pred = self.confusion.shape[0], out.argmax(-1)
         counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
         self.confusion += counts.view(classes, classes)
 
-    @property
-    def loss(self):
-        return self.loss_sum / max(1, self.count)
-
-    def metrics(self, wanted):
-        """Metric name -> value; `wanted` maps each name to its argument."""
-        return {name: float(METRICS[name](self, arg)) for name, arg in wanted.items()}
+    def metrics(self):
+        """The mean loss and every metric."""
+        metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
+        return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
 
-def _accuracy(m: Meter, _: object) -> float:
-    assert m.confusion is not None
+def _accuracy(m, _):
     return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
 
 
-METRICS = {
-    "accuracy": _accuracy,
-}
-# what each metric needs besides the counts: k, or how to average over classes
-METRIC_ARGS = {
-    "accuracy": None,
+METRICS = {  # name: (function, what it needs besides the counts: k, or how to average)
+    "accuracy": (_accuracy, None),
 }
 criterion = nn.CrossEntropyLoss()
 
@@ -202,17 +191,6 @@ def loss_fn(output, target):
     return criterion(output.flatten(0, -2), target.flatten())
 
 
-def pick_device(wanted):
-    """auto: CUDA, then Apple's MPS, then the CPU."""
-    if wanted != "auto":
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 @dataclass
 class State:
     """Where training stands; saved with every checkpoint, restored by --resume."""
@@ -220,7 +198,6 @@ class State:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
-    stopped_early: bool = False
 
 
 def train_epoch(model, optimizer, scheduler, train, g, state, steps):
@@ -228,11 +205,11 @@ def train_epoch(model, optimizer, scheduler, train, g, state, steps):
     model.train()
     x, y = train
     order = torch.randperm(len(x), generator=g).to(x.device)
+    log_every = max(1, len(order) // (10 * BATCH_SIZE))  # about ten lines an epoch
     total, seen = 0.0, 0
-    for start in range(0, len(x), BATCH_SIZE):
+    for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
         if state.step >= steps:
             break
-        idx = order[start : start + BATCH_SIZE]
         inputs, targets = x[idx], y[idx]
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
@@ -245,6 +222,8 @@ def train_epoch(model, optimizer, scheduler, train, g, state, steps):
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
         total, seen = total + value * len(targets), seen + len(targets)
+        if batch % log_every == 0:
+            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] loss {value:.4f}")
     return total / max(1, seen)
 
 
@@ -254,17 +233,14 @@ def evaluate(model, split):
     model.eval()
     x, y = split
     meter = Meter(65)
-    for start in range(0, len(x), EVAL_BATCH_SIZE):
-        inputs = x[start : start + EVAL_BATCH_SIZE]
-        targets = y[start : start + EVAL_BATCH_SIZE]
+    for inputs, targets in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
         output = model(inputs).float()
         meter.update(loss_fn(output, targets), output, targets)
-    return {"loss": meter.loss, **meter.metrics(METRIC_ARGS)}
+    return meter.metrics()
 
 
 def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: a crash or Ctrl-C never
-    leaves a half-written file."""
+    """write(a temporary path), then rename it to `path`: never a half-written file."""
     part = path.with_name(path.name + ".part")
     write(part)
     os.replace(part, path)
@@ -272,13 +248,11 @@ def write_atomic(path, write):
 
 def write_metrics(path, rows):
     """metrics.csv: a row per epoch, with every float written exactly (repr)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(rows[0])  # every row has the same columns
     for row in rows:
-        cells = {k: repr(v) if isinstance(v, float) else v for k, v in row.items()}
-        writer.writerow(cells)
+        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
     write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
 
 
@@ -313,11 +287,7 @@ def load_checkpoint(out, model, optimizer, scheduler, g):
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
-    # what follows from the run's length comes from this run: --epochs may have grown
-    fresh = scheduler.state_dict()
-    keys = ("total_steps", "_schedule_phases", "T_max")
-    length = {k: fresh[k] for k in keys if k in fresh}
-    scheduler.load_state_dict({**checkpoint["scheduler"], **length})
+    scheduler.load_state_dict(checkpoint["scheduler"])
     g.set_state(checkpoint["shuffle_rng"])
     torch.set_rng_state(checkpoint["torch_rng"])
     return State(**checkpoint["state"])
@@ -330,37 +300,22 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--epochs", type=int, default=EPOCHS, help="passes over the training data"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=STEPS, help="optimizer steps, at most"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help="seed for every random generator"
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="auto: cuda, then mps, then cpu",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec",
-        help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)",
-    )
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
+    parser.add_argument("--steps", type=int, default=STEPS, help="steps, at most")
+    parser.add_argument("--seed", type=int, default=SEED, help="of every generator")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    data = os.environ.get("NETSPEC_DATA") or Path.home() / ".cache" / "netspec"
+    parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
-    parser.add_argument(
-        "--resume", type=Path, metavar="DIR", help="continue the run in DIR"
-    )
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    device = pick_device(args.device)
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
+    device = torch.device(auto if args.device == "auto" else args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.resume or args.out or Path("runs", f"{SPEC}-{stamp}")
     root = Path(args.data_dir).expanduser().resolve()
@@ -383,7 +338,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    while state.epoch < epochs and not state.stopped_early:
+    while state.epoch < epochs:
         if state.step >= steps:
             break
         start = time.perf_counter()
@@ -394,8 +349,7 @@ def main():
         if "val" in splits:
             val = evaluate(model, splits["val"])
             row.update({f"val_{name}": value for name, value in val.items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = seconds
+        row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
@@ -404,6 +358,7 @@ def main():
 
     test = evaluate(model, splits["test"]) if "test" in splits else {}
     print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
         "spec": SPEC,
         "test": test,
@@ -411,14 +366,10 @@ def main():
         "seed": args.seed,
         "epochs": state.epoch,
         "steps": state.step,
-        "stopped_early": state.stopped_early,
+        "stopped_early": False,
         "device": str(device),
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "netspec": "0.1.0",
-        },
+        "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
     save_weights(model, out)
