@@ -195,35 +195,40 @@ class Hit:
 
 def find(module: st.Module | None, line: int, column: int) -> Hit | None:
     """The innermost named thing at a 1-based position of the syntax tree."""
-    if module is None:
-        return None
-    for item in module.items:
-        if not inside(item.span, line, column):
-            continue
-        if isinstance(item, st.Let):
-            if inside(item.name_span, line, column):
-                return Hit("let", item.name_span, item, item=item)
-            return _in_expr(item.value, line, column, item)
-        if isinstance(item, st.Network):
-            if inside(item.name_span, line, column):
-                return Hit("network", item.name_span, item, item=item)
-            return _in_body(item.body, line, column, item)
-        if isinstance(item, st.Block):
-            if inside(item.name_span, line, column):
-                return Hit("block", item.name_span, item, item=item)
-            for p in item.params:
-                if inside(p.span, line, column):
-                    name_span = Span.at(p.span.line, p.span.column, p.span.line, p.span.column + len(p.name))
-                    if inside(name_span, line, column):
-                        return Hit("param", name_span, p, item=item)
-                    return _in_expr(p.default, line, column, item) if p.default is not None else None
-            return _in_body(item.body, line, column, item)
-        if isinstance(item, st.Section):
-            for e in item.entries:
-                if inside(e.span, line, column):
-                    return _in_entry(e, line, column, item)
-            return None
+    for item in module.items if module is not None else ():
+        handler = _ITEMS.get(type(item))
+        if handler is not None and inside(item.span, line, column):
+            return handler(item, line, column)
     return None
+
+
+def _in_let(item: st.Let, line: int, column: int) -> Hit | None:
+    if inside(item.name_span, line, column):
+        return Hit("let", item.name_span, item, item=item)
+    return _in_expr(item.value, line, column, item)
+
+
+def _in_network(item: st.Network, line: int, column: int) -> Hit | None:
+    if inside(item.name_span, line, column):
+        return Hit("network", item.name_span, item, item=item)
+    return _in_body(item.body, line, column, item)
+
+
+def _in_block(item: st.Block, line: int, column: int) -> Hit | None:
+    if inside(item.name_span, line, column):
+        return Hit("block", item.name_span, item, item=item)
+    p = next((p for p in item.params if inside(p.span, line, column)), None)
+    if p is None:
+        return _in_body(item.body, line, column, item)
+    name_span = Span.at(p.span.line, p.span.column, p.span.line, p.span.column + len(p.name))
+    if inside(name_span, line, column):
+        return Hit("param", name_span, p, item=item)
+    return _in_expr(p.default, line, column, item) if p.default is not None else None
+
+
+def _in_section(item: st.Section, line: int, column: int) -> Hit | None:
+    e = next((e for e in item.entries if inside(e.span, line, column)), None)
+    return _in_entry(e, line, column, item) if e is not None else None
 
 
 def _in_body(body: st.Body, line: int, column: int, item: Any) -> Hit | None:
@@ -309,3 +314,11 @@ def _in_entry(e: st.Entry, line: int, column: int, section: st.Section) -> Hit |
             return _in_args(v, line, column, section, e)
         return _in_expr(v, line, column, section, e)
     return None
+
+
+_ITEMS: dict[type, Callable[[Any, int, int], Hit | None]] = {
+    st.Let: _in_let,
+    st.Network: _in_network,
+    st.Block: _in_block,
+    st.Section: _in_section,
+}

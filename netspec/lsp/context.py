@@ -38,9 +38,9 @@ class Context:
 
     def block_name(self) -> str | None:
         """The name of the block whose body holds the cursor."""
-        words = [t for t in self.opener if t.type != COMMENT]
-        at = next((i for i, t in enumerate(words) if t.type == "BLOCK"), None)
-        return words[at + 1].text if at is not None and at + 1 < len(words) and words[at + 1].type == "NAME" else None
+        at = next((i for i, t in enumerate(self.opener) if t.type == "BLOCK"), None)
+        name = self.opener[at + 1] if at is not None and at + 1 < len(self.opener) else None
+        return name.text if name is not None and name.type == "NAME" else None
 
     def word_only(self, toks: Sequence[Tok]) -> bool:
         """Nothing, or one word being typed (the cursor at its end): where a name may be completed."""
