@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from netspec.ir.check import Options
+from netspec.ir.check import CheckOptions
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic
 from netspec.language.parse import MAX_SOURCE
@@ -145,7 +145,7 @@ class ChunkedParse:
 PARSER = ChunkedParse()  # for callers without a server of their own
 
 
-def analyze(text: str, file: str = "<input>", options: Options = Options(), parser: Any = None) -> Analysis:
+def analyze(text: str, file: str = "<input>", options: CheckOptions = CheckOptions(), parser: Any = None) -> Analysis:
     from netspec.ir.pipeline import compile_text
 
     return Analysis(text, compile_text(text, file, options=options, parser=parser or parse_text))

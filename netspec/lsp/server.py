@@ -25,7 +25,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from netspec import __version__
-from netspec.ir.check import Options
+from netspec.ir.check import CheckOptions
 from netspec.lsp.analysis import Analysis, ChunkedParse, analyze
 from netspec.lsp.completion import completion
 from netspec.lsp.definition import definition
@@ -94,7 +94,7 @@ class NetspecProtocol(LanguageServerProtocol):
 
 
 class NetspecServer(LanguageServer):
-    def __init__(self, options: Options = Options()) -> None:
+    def __init__(self, options: CheckOptions = CheckOptions()) -> None:
         super().__init__(
             "netspec",
             __version__,
@@ -309,7 +309,7 @@ class NetspecServer(LanguageServer):
         return signature_help(doc.text, doc.offset(params.position, self.encoding), self.parser)
 
 
-def serve(options: Options = Options()) -> None:
+def serve(options: CheckOptions = CheckOptions()) -> None:
     """Run the server on stdin/stdout until the client says `exit` or closes the pipe."""
     logging.basicConfig(
         stream=sys.stderr,
