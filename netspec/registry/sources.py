@@ -202,7 +202,7 @@ class ImageFolder(Source):
     channels: Literal[1, 3] = Field(3, description="1 for greyscale, 3 for RGB")
     positional: ClassVar = ("path",)
     streams: ClassVar[bool] = True
-    script_helpers: ClassVar[frozenset[str]] = frozenset({"decode_image"})
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"decode_image", "image_index", "folder_digest"})
 
     def hw(self) -> tuple[int, int]:
         return (self.size, self.size) if isinstance(self.size, int) else self.size

@@ -24,7 +24,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from netspec.verbatim.readers import decode_image
+from netspec.verbatim.readers import decode_image, image_index
 
 ROOT_HELP = "point netspec at a data root with --data-dir DIR or NETSPEC_DATA=DIR"
 
@@ -247,23 +247,13 @@ def scan_image_folder(path: Path) -> ImageFolderIndex:
     """Classes are the sorted sub-folder names; images are found at any depth below them."""
     if not path.is_dir():
         raise DataError(f"{path} is not a folder", "image_folder expects a folder with one sub-folder per class")
-    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        raise DataError(f"{path} has no sub-folders", f"put each class's images in its own folder: {path}/cat/1.png")
-    files: list[Path] = []
-    labels: list[int] = []
-    for label, folder in enumerate(class_dirs):
-        images = sorted(f for f in folder.rglob("*") if _is_image(f, folder))
-        if not images:
-            raise DataError(f"class folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        files += images
-        labels += [label] * len(images)
-    return ImageFolderIndex(files, labels, [d.name for d in class_dirs])
-
-
-def _is_image(f: Path, top: Path) -> bool:
-    hidden = any(part.startswith(".") for part in f.relative_to(top).parts)
-    return f.suffix.lower() in IMAGE_SUFFIXES and not hidden and f.is_file()
+    try:
+        return ImageFolderIndex(*image_index(path, IMAGE_SUFFIXES))
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise DataError(str(e), f"put each class's images ({kinds}) in its own folder: {path}/cat/1.png") from None
 
 
 def read_image(path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
@@ -287,12 +277,3 @@ def _pillow() -> Any:
     except ImportError as e:
         raise DataError("reading images needs Pillow, which is not installed", "pip install pillow") from e
     return Image
-
-
-def folder_digest(folder: Path, files: list[Path]) -> str:
-    """sha256 of a folder's file list (relative names and sizes): hashing every byte would read
-    a folder too large for memory one more time before training starts."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\n".encode())
-    return h.hexdigest()

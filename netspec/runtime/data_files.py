@@ -19,13 +19,12 @@ from netspec.runtime.data_core import (
     DataPaths,
     ImageFiles,
     find_path,
-    folder_digest,
     gunzip,
     read_bytes,
     scan_image_folder,
     sha256_bytes,
 )
-from netspec.verbatim.readers import addition_pairs, char_windows, npz_inputs, npz_targets
+from netspec.verbatim.readers import addition_pairs, char_windows, folder_digest, npz_inputs, npz_targets
 
 # --- CSV --------------------------------------------------------------------------------
 

@@ -24,13 +24,13 @@ from netspec.runtime.data_core import (
     ImageFolderIndex,
     download,
     extract_tar,
-    folder_digest,
     read_image,
     resolve_root,
     scan_image_folder,
     sha256_file,
 )
 from netspec.runtime.data_standard import IDX_FILES, IDX_SETS, load_idx, parse_idx
+from netspec.verbatim.readers import folder_digest
 
 
 def load(source: Source, root: Path, spec_dir: Path | None, seed: int, download: bool = True) -> Arrays:

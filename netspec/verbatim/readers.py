@@ -9,7 +9,9 @@ are plain exceptions: each backend words them its own way.
 
 from __future__ import annotations
 
+import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -79,3 +81,38 @@ def decode_image(data: bytes, size: tuple[int, int], channels: int) -> np.ndarra
         out = im.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
     a = np.asarray(out, dtype=np.uint8)
     return a[None].copy() if channels == 1 else a.transpose(2, 0, 1).copy()
+
+
+def image_index(
+    folder: Path,
+    suffixes: frozenset[str] | tuple[str, ...],
+) -> tuple[list[Path], list[int], list[str]]:
+    """The images of a folder with one sub-folder per class: the files (at any depth,
+    hidden ones skipped), their labels (indices into the sorted class names) and the
+    class names; ValueError for a folder without classes or a class without images."""
+    dirs = [p for p in folder.iterdir() if p.is_dir()]
+    classes = sorted(p for p in dirs if not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{folder} has no sub-folders")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, top in enumerate(classes):
+        found = []
+        for f in sorted(top.rglob("*")):
+            hidden = any(p.startswith(".") for p in f.relative_to(top).parts)
+            if f.suffix.lower() in suffixes and f.is_file() and not hidden:
+                found.append(f)
+        if not found:
+            raise ValueError(f"class folder {top} has no images")
+        files += found
+        labels += [label] * len(found)
+    return files, labels, [c.name for c in classes]
+
+
+def folder_digest(folder: Path, files: list[Path]) -> str:
+    """sha256 of a folder's file list (relative names and sizes): hashing every byte
+    would read a folder too large for memory one more time before training starts."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\n".encode())
+    return h.hexdigest()

@@ -244,23 +244,11 @@ def write_atomic(path, write):
     os.replace(part, path)
 
 
-def write_metrics(path, rows):
-    """metrics.csv: a row per epoch, with every float written exactly (repr)."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(rows[0])  # every row has the same columns
-    for row in rows:
-        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
-    write_atomic(path, lambda part: part.write_text(text.getvalue(), newline=""))
-
-
 def save_weights(model, out):
     """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if save_file is not None:
-        write_atomic(out / "model.safetensors", lambda part: save_file(tensors, part))
-    else:  # torch.load(path, weights_only=True) reads it
-        write_atomic(out / "model.pt", lambda part: torch.save(tensors, part))
+    name = "model.safetensors" if save_file else "model.pt"
+    write_atomic(out / name, lambda part: (save_file or torch.save)(tensors, part))
 
 
 def save_checkpoint(out, model, optimizer, g, state):
@@ -273,7 +261,12 @@ def save_checkpoint(out, model, optimizer, g, state):
         "state": asdict(state),
     }
     write_atomic(out / "checkpoint.pt", lambda part: torch.save(checkpoint, part))
-    write_metrics(out / "metrics.csv", state.rows)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(state.rows[0])  # the columns, the same in every row
+    for row in state.rows:  # every float exactly: its repr
+        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
+    write_atomic(out / "metrics.csv", lambda p: p.write_bytes(text.getvalue().encode()))
     save_weights(model, out)
 
 
@@ -293,9 +286,8 @@ def load_checkpoint(out, model, optimizer, g):
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    raw = argparse.RawDescriptionHelpFormatter  # the docstring's usage lines as written
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
     parser.add_argument("--seed", type=int, default=SEED, help="of every generator")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
