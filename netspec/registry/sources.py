@@ -159,13 +159,19 @@ class Csv(Source):
 
         return load_csv(paths, self.path, self.target, self.task_type, self.delimiter)
 
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "re"})
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"csv_rows", "csv_target"})
+
     def script_imports(self) -> frozenset[str]:
-        gzipped = {"gzip"} if self.path.endswith(".gz") else set()
-        classes = {"re"} if self.task_type != "regression" else set()
-        return self.script_modules | gzipped | classes
+        return self.script_modules | ({"gzip"} if self.path.endswith(".gz") else set())
 
     def script_settings(self) -> list[Setting]:
-        return [("DATA_PATH", self.path, FOUND), ("TARGET", self.target, None), ("DELIMITER", self.delimiter, None)]
+        return [
+            ("DATA_PATH", self.path, FOUND),
+            ("TARGET", self.target, None),
+            ("DELIMITER", self.delimiter, None),
+            ("TASK_TYPE", self.task_type, "auto: classes, unless the targets are numbers and not all integers"),
+        ]
 
 
 @SOURCES.register

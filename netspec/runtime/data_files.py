@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,11 +22,18 @@ from netspec.runtime.data_core import (
     scan_image_folder,
     sha256_bytes,
 )
-from netspec.verbatim.readers import addition_pairs, char_windows, folder_digest, npz_inputs, npz_targets
+from netspec.verbatim.readers import (
+    addition_pairs,
+    char_windows,
+    csv_rows,
+    csv_target,
+    folder_digest,
+    is_number,
+    npz_inputs,
+    npz_targets,
+)
 
 # --- CSV --------------------------------------------------------------------------------
-
-_INT = re.compile(r"[+-]?\d+")
 
 
 def load_csv(paths: DataPaths, name: str, target: str, task_type: str, delimiter: str) -> Arrays:
@@ -48,19 +53,13 @@ def load_csv(paths: DataPaths, name: str, target: str, task_type: str, delimiter
 def _csv_rows(data: bytes, path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows (blank ones skipped) and each row's line number, for error messages."""
     try:
-        reader = csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=delimiter)
-        numbered = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+        return csv_rows(data.decode("utf-8-sig"), delimiter)
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from e
     except (csv.Error, TypeError) as e:  # TypeError: a delimiter that is not one character
         raise DataError(f"{path} cannot be read as CSV with delimiter {delimiter!r}: {e}") from e
-    if len(numbered) < 2:
-        raise DataError(f"{path} needs a header row and at least one data row")
-    header = [name.strip() for name in numbered[0][1]]
-    for line, row in numbered[1:]:
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}")
-    return header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]]
+    except ValueError as e:  # too few rows, or a row of another length
+        raise DataError(f"{path}: {e}") from None
 
 
 def _target_index(header: list[str], target: str, path: Path) -> int:
@@ -90,30 +89,16 @@ def _numeric(rows: list[list[str]], cols: list[int], header: list[str], lines: l
     return out
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _csv_target(
     values: list[str], task_type: str, path: Path, column: str, lines: list[int]
 ) -> tuple[np.ndarray, list[str] | None]:
     """Class labels 0..k-1 (sorted names) for text, integer (auto) or classification targets,
     else float32 values [N, 1]."""
-    integers = all(_INT.fullmatch(v) for v in values)
-    numbers = integers or all(_is_number(v) for v in values)
-    if task_type == "regression" or (task_type == "auto" and numbers and not integers):
-        if not numbers:
-            line, bad = next((n, v) for n, v in zip(lines, values) if not _is_number(v))
-            raise DataError(f"{path}, line {line}: regression target {column!r} is {bad!r}, not a number")
-        return np.array(values, dtype=np.float32)[:, None], None
-    keys: list[Any] = [int(v) for v in values] if integers else values
-    names = sorted(set(keys))
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index[k] for k in keys], dtype=np.int64), [str(n) for n in names]
+    if task_type == "regression":
+        for line, value in zip(lines, values):
+            if not is_number(value):
+                raise DataError(f"{path}, line {line}: regression target {column!r} is {value!r}, not a number")
+    return csv_target(values, task_type)
 
 
 # --- NumPy archives -----------------------------------------------------------------------

@@ -9,8 +9,10 @@ are plain exceptions: each backend words them its own way.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,49 @@ def cifar_records(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     uint8 images [N, 3, 32, 32] and int64 labels."""
     records = np.frombuffer(data, np.uint8).reshape(-1, 1 + 3 * 32 * 32)
     return records[:, 1:].reshape(-1, 3, 32, 32).copy(), records[:, 0].astype(np.int64)
+
+
+def csv_rows(
+    text: str,
+    delimiter: str,
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV text's header (names stripped), its data rows (blank ones skipped) and each
+    row's line number; ValueError without a data row or for a row of another length."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    numbered = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    if len(numbered) < 2:
+        raise ValueError("needs a header row and at least one data row")
+    header = [name.strip() for name in numbered[0][1]]
+    for line, row in numbered[1:]:
+        if len(row) != len(header):
+            n = len(header)
+            raise ValueError(f"line {line}: {len(row)} fields, but the header has {n}")
+    return header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]]
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_target(
+    values: list[str],
+    task_type: str,
+) -> tuple[np.ndarray, list[str] | None]:
+    """A target column as int64 class indices (into its sorted distinct values) and
+    the class names, for "classification", or "auto" with integers or text; else as
+    float32 values [N, 1] (ValueError for one that is not a number) and None."""
+    integers = all(re.fullmatch(r"[+-]?\d+", v) for v in values)
+    numbers = not integers and all(is_number(v) for v in values)
+    if task_type == "regression" or (task_type == "auto" and numbers):
+        return np.array(values, dtype=np.float32)[:, None], None
+    keys: list = [int(v) for v in values] if integers else values
+    names = sorted(set(keys))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[k] for k in keys], dtype=np.int64), [str(n) for n in names]
 
 
 def npz_inputs(x: np.ndarray) -> np.ndarray:
