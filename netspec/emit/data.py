@@ -69,23 +69,29 @@ def _transforms(dataset: ir.Dataset) -> list[dict[str, Any]]:
     image = dataset.source.task().image
     for t in dataset.transforms:
         batch = batch or t.augment
-        entry: dict[str, Any] = {
-            "op": t,
-            "template": t.template(),
-            "batch": batch,
-            "once": not batch,
-            "spec": _spec_text(t),
-            "image": image,
-            "image_check": t.image_only and image is None,
-            "functions": set(t.helpers),
-            "tensors": {name: Call("torch.tensor", [Value(v)]) for name, v in t.script_tensors().items()},
-        }
-        if t.keeps_statistics:
-            stats = sum(1 for e in out if e["op"].keeps_statistics) + 1
-            suffix = "" if stats == 1 else f"_{stats}"
-            entry["mean"], entry["std"] = f"mean{suffix}", f"std{suffix}"
-        out.append(entry)
+        stats = sum(1 for e in out if e["op"].keeps_statistics)  # the ones before it
+        out.append(_transform(t, batch, image, stats))
     return out
+
+
+def _transform(t: Transform, batch: bool, image: bool | None, stats: int) -> dict[str, Any]:
+    """What the transform templates see of one transform; its statistics, if it keeps any,
+    are named mean and std, then mean_2 and std_2, ..."""
+    entry: dict[str, Any] = {
+        "op": t,
+        "template": t.template(),
+        "batch": batch,
+        "once": not batch,
+        "spec": _spec_text(t),
+        "image": image,
+        "image_check": t.image_only and image is None,
+        "functions": set(t.helpers),
+        "tensors": {name: Call("torch.tensor", [Value(v)]) for name, v in t.script_tensors().items()},
+    }
+    if t.keeps_statistics:
+        suffix = f"_{stats + 1}" if stats else ""
+        entry["mean"], entry["std"] = f"mean{suffix}", f"std{suffix}"
+    return entry
 
 
 def _spec_text(op: Transform) -> str:
