@@ -253,10 +253,7 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     net = program.network(train.model) if train else None
     assert train is not None and net is not None
     torch.manual_seed(train.seed)  # the model's initial weights
-    model = build_network(net).to(device)
-    channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model, channels_last = _model(net, device)
     steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
     optimizer = getattr(torch.optim, train.optimizer.torch_class)(model.parameters(), **train.optimizer.torch_kwargs())
@@ -281,6 +278,15 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
         scaler,
         channels_last,
     )
+
+
+def _model(net: ir.Network, device: torch.device) -> tuple[nn.Module, bool]:
+    """The network on `device`, and whether it takes channels-last inputs (convolutions on CUDA run faster)."""
+    model = build_network(net).to(device)
+    channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model, channels_last
 
 
 def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
