@@ -102,7 +102,8 @@ def read_idx(root, name, files):
     data = path.read_bytes() if path.is_file() else b""
     digest = files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
     if digest != SHA256[name]:
-        raise SystemExit(f"error: {path} is missing or not the original file")
+        hint = f"put the original there, or give --data-dir a root with {DATA_FOLDER}/"
+        raise SystemExit(f"error: {path} is missing or not the original file; {hint}")
     data = gzip.decompress(data)  # 0, 0, 8 (unsigned bytes), ndim, the dimensions, data
     dims = np.frombuffer(data, ">u4", data[3], 4)
     a = np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
