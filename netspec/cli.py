@@ -391,24 +391,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"netspec: cannot resume: {e}; start a new run with --out", file=sys.stderr)
         return 1
     except TrainingError as e:
-        saved = (
-            f"the last good checkpoint is in {out}"
-            if _has_checkpoint(out)
-            else "no epoch had completed, so nothing was saved"
-        )
-        print(f"netspec: training stopped: {e}; {saved}", file=sys.stderr)
-        return 1
+        return _training_stopped(e, out)
     except KeyboardInterrupt:
-        if not _has_checkpoint(out):
-            print("\ninterrupted before the first epoch completed: nothing was saved", file=sys.stderr)
-            return 130
-        print(
-            f"\ninterrupted: the last completed epoch is saved in {out}\ncontinue with: {_resume_command(args, out)}",
-            file=sys.stderr,
-        )
-        return 130
+        return _interrupted(args, out)
     _print_result(summary, out, args.format)
     return 0
+
+
+def _training_stopped(error: Exception, out: Path) -> int:
+    saved = (
+        f"the last good checkpoint is in {out}"
+        if _has_checkpoint(out)
+        else "no epoch had completed, so nothing was saved"
+    )
+    print(f"netspec: training stopped: {error}; {saved}", file=sys.stderr)
+    return 1
+
+
+def _interrupted(args: argparse.Namespace, out: Path) -> int:
+    """Ctrl-C: what was saved, and how to continue."""
+    if not _has_checkpoint(out):
+        print("\ninterrupted before the first epoch completed: nothing was saved", file=sys.stderr)
+        return 130
+    print(
+        f"\ninterrupted: the last completed epoch is saved in {out}\ncontinue with: {_resume_command(args, out)}",
+        file=sys.stderr,
+    )
+    return 130
 
 
 def _has_checkpoint(out: Path) -> bool:
