@@ -492,7 +492,7 @@ def finish(out: Path | None, exp: Experiment, state: State, seconds: float, opti
         test = {"loss": meter.loss, **meter.metrics(exp.metrics)}
     summary = _summary(exp, state, test, seconds, options)
     if out is not None:
-        artifacts.finish(out, exp, summary)
+        artifacts.save_final(out, exp, summary)
         artifacts.plots(out, state.rows, _test_plots(exp, predictions))
     return summary
 

@@ -217,7 +217,7 @@ def _cell(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def finish(out: Path, exp: Checkpointed, summary: dict[str, Any]) -> None:
+def save_final(out: Path, exp: Checkpointed, summary: dict[str, Any]) -> None:
     """The final weights and summary.json."""
     save_tensors(out / "model.safetensors", model_state(exp))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
