@@ -412,6 +412,37 @@ def _sklearn_like(y: np.ndarray, pred: np.ndarray, average: str) -> tuple[float,
     return float(prec.mean()), float(rec.mean()), float(f1.mean())
 
 
+def test_training_facts_come_from_the_registry_classes() -> None:
+    """What the loop and the emitted scripts read: thresholds, the Meter's arguments, the schedules' run length."""
+    from netspec.registry.losses import LOSSES
+    from netspec.registry.metrics import METRICS
+    from netspec.registry.schedules import SCHEDULES
+
+    bce, logits, ce = (LOSSES.entries[k]() for k in ("bce", "bce_logits", "cross_entropy"))
+    assert (bce.threshold, logits.threshold, ce.threshold) == (0.5, 0.0, None)
+    metrics = [METRICS.entries["accuracy"](), METRICS.entries["top_k"](k=3)]
+    assert ce.meter_args(10, metrics) == (10, (3,), None)
+    assert bce.meter_args(1, []) == (2, (), 0.5)
+    assert LOSSES.entries["mse"]().meter_args(4, metrics) == (0, (3,), None)
+    onecycle = SCHEDULES.entries["onecycle"](max_lr=0.1)
+    assert onecycle.run_length_args() == {"total_steps": "total_steps"} and onecycle.every == "step"
+    assert set(onecycle.run_length_keys) == {"total_steps", "_schedule_phases"}
+    assert SCHEDULES.entries["cosine"]().run_length_args() == {"T_max": "epochs"}
+    assert SCHEDULES.entries["cosine"](t_max=3).run_length_args() == {}
+    assert SCHEDULES.entries["plateau"]().monitored and not onecycle.monitored
+
+
+def test_the_run_directory_does_not_import_the_training_loop() -> None:
+    import ast
+
+    from netspec.runtime import rundir
+
+    tree = ast.parse(Path(rundir.__file__).read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in modules if m and m.startswith("netspec.runtime.loop")}
+
+
 def test_meter_metrics_match_an_independent_computation() -> None:
     """Four classes, fed in two batches: class 3 is predicted but never the label, class 2 is a
     label but never predicted."""
