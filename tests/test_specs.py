@@ -217,6 +217,15 @@ def test_top_k_needs_fewer_than_the_classes() -> None:
         ("model LeNet", "model LeNt", "NS020", "unknown network `LeNt`"),
         ("    seed 42", "    seeds 42", "NS030", "unknown key `seeds` in the train section"),
         ("normalize(mean=0.1307, std=0.3081)", "normalize(mean=0.1, sdt=1)", "NS011", "has no argument `sdt`"),
+        ("optimizer sgd(lr=0.01, momentum=0.9)", "optimizer", "NS032", "`optimizer` needs an optimizer"),
+        ("optimizer sgd(", "optimizer 3 + sgd(", "NS032", "`optimizer` needs an optimizer name, got"),
+        ("    seed 42", "    seed 42\n    early_stopping(patiense=3)", "NS011", "`early_stopping` has no argument"),
+        (
+            "normalize(mean=0.1307, std=0.3081)",
+            "transforms normalize",
+            "NS030",
+            "`transforms` is not written as a key: each transform is a key of its own",
+        ),
     ],
 )
 def test_section_entries_are_read_by_their_form(old: str, new: str, code: str, message: str) -> None:
@@ -224,6 +233,7 @@ def test_section_entries_are_read_by_their_form(old: str, new: str, code: str, m
     assert old in text
     diags = compile_text(text.replace(old, new)).diagnostics
     assert any(d.code == code and message in d.message for d in diags), [(d.code, d.message) for d in diags]
+    assert not any(d.message.startswith(" ") for d in diags)
 
 
 def test_the_section_schema_decides_how_each_key_is_read() -> None:

@@ -152,7 +152,7 @@ class Binder:
         missing = [n for n, f in cls.parameters().items() if f.is_required() and n not in raw]
         if missing:
             self.report(
-                "NS012", f"{what} `{cls.kind_name()}` needs `{missing[0]}`", span, f"write it as `{cls.signature()}`"
+                "NS012", f"{_subject(what, cls)} needs `{missing[0]}`", span, f"write it as `{cls.signature()}`"
             )
             return None
         return self._validate(cls, raw, spans, span, what)
@@ -223,9 +223,7 @@ class Binder:
         hint = did_you_mean(arg.name or "", params) or (
             f"`{cls.kind_name()}` takes " + (", ".join(f"`{p}`" for p in params) if params else "no arguments")
         )
-        self.report(
-            "NS011", f"{what} `{cls.kind_name()}` has no argument `{arg.name}`", arg.name_span or arg.span, hint
-        )
+        self.report("NS011", f"{_subject(what, cls)} has no argument `{arg.name}`", arg.name_span or arg.span, hint)
 
     def _value(self, cls: type[Op], name: str, arg: st.Arg, scope: dict[str, Any]) -> Any:
         value = self.evaluator.eval(arg.value, scope)
@@ -357,3 +355,8 @@ def _bounds(metadata: list[Any]) -> Any:
 
 
 __all__ = ["INVALID", "Binder", "CallValue", "Diagnostic", "Evaluator", "Symbol", "describe_field", "make"]
+
+
+def _subject(what: str, cls: type[Op]) -> str:
+    """How a message names a registry entry: "layer `conv2d`", or "`early_stopping`" for a key's own class."""
+    return f"{what} `{cls.kind_name()}`" if what else f"`{cls.kind_name()}`"

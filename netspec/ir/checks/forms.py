@@ -16,6 +16,7 @@ from netspec.language import syntax as st
 from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
 from netspec.registry import Registry
+from netspec.registry.base import article
 
 Reader = Callable[[Context, Key, st.Entry], Any]
 
@@ -142,7 +143,7 @@ def _named(ctx: Context, registry: Registry[Any], entry: st.Entry, expr: st.Expr
     if expr is None:
         ctx.report(
             "NS032",
-            f"`{entry.key}` needs a {registry.what}",
+            f"`{entry.key}` needs {article(registry.what)}",
             entry.span,
             f"for example `{entry.key} {registry.names()[0]}`",
         )
@@ -152,9 +153,10 @@ def _named(ctx: Context, registry: Registry[Any], entry: st.Entry, expr: st.Expr
         return bind_named(ctx, registry, str(found), None, expr.span, expr.span)
     if isinstance(found, CallValue):
         return bind_named(ctx, registry, found.call.name, found.call.args, found.call.name_span, expr.span)
+    got = describe_value(ctx.evaluator.eval(expr, ctx.constants))
     ctx.report(
         "NS032",
-        f"`{entry.key}` needs a {registry.what} name, got {describe_value(ctx.evaluator.eval(expr, ctx.constants))}",
+        f"`{entry.key}` needs {article(registry.what + ' name')}, got {got}",
         expr.span,
         f"one of: {', '.join(registry.names())}",
     )

@@ -72,9 +72,16 @@ def _entries(ctx: Context, schema: Section, node: st.Section) -> tuple[Values, d
 
 
 def _read(ctx: Context, key: Key, entry: st.Entry) -> Any:
-    # `transforms ...` written as a key is read as a value, then replaced by the collected entries
-    form = "value" if key.form == "each" else key.form
-    return READERS[form](ctx, key, entry)
+    if key.form == "each":  # `transforms normalize(...)`: each entry is a key of its own
+        example = key.registry.entries[key.registry.names()[0]].signature() if key.registry else key.name
+        ctx.report(
+            "NS030",
+            f"`{entry.key}` is not written as a key: each {key.what} is a key of its own",
+            entry.key_span,
+            f"write one per line, in the order they apply, e.g. `{example}`",
+        )
+        return INVALID
+    return READERS[key.form](ctx, key, entry)
 
 
 def _each_entry(ctx: Context, schema: Section, entry: st.Entry, collected: dict[str, list[Any]]) -> None:
