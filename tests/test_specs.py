@@ -135,6 +135,8 @@ def test_override_of_a_constant() -> None:
         ("widht=3", "no constant `widht`"),
         ("train.epochs=(", "unexpected"),
         ("nonsense", "an override reads"),
+        ("train.epochs=3; epochs 5", "an override sets one value"),
+        ("train.epochs=3; seed 1", "an override sets one value"),
     ],
 )
 def test_bad_overrides_point_into_the_override(override: str, message: str) -> None:
@@ -144,6 +146,27 @@ def test_bad_overrides_point_into_the_override(override: str, message: str) -> N
     assert found, [d.message for d in result.diagnostics]
     assert found[0].file == "--set" and found[0].origin == override
     assert 1 <= found[0].column <= len(override) + 1
+
+
+def test_an_override_of_epochs_or_steps_replaces_the_other() -> None:
+    path = str(ROOT / "specs/mnist.net")
+    program = load(path, ["train.steps=200"])
+    assert program.train and (program.train.epochs, program.train.steps) == (None, 200)
+    program = load(path, ["train.steps=200", "train.epochs=2"])
+    assert program.train and (program.train.epochs, program.train.steps) == (2, None)
+
+
+def test_an_override_of_none_removes_the_key() -> None:
+    path = str(ROOT / "specs/mnist.net")
+    program = load(path, ["train.epochs=none", "train.steps=50"])
+    assert program.train and (program.train.epochs, program.train.steps) == (None, 50)
+    program = load(path, ["dataset.limit=600", "dataset.limit=none"])
+    assert program.dataset and program.dataset.limit is None
+
+
+def test_an_override_of_a_constant_is_one_value() -> None:
+    result = compile_file(str(ROOT / "specs/addition.net"), ["hidden=16; let extra = 2"])
+    assert not result.ok and any("one value" in d.message for d in result.diagnostics)
 
 
 def test_errors_are_all_reported_in_one_pass() -> None:

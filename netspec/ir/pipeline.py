@@ -12,6 +12,7 @@ from typing import Callable
 
 from netspec.ir.check import CheckOptions, Trace, check, run
 from netspec.ir.nodes import Program
+from netspec.ir.sections import SECTIONS
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, SpecError, has_errors, sort_key
 from netspec.language.overrides import apply_overrides
@@ -54,7 +55,7 @@ def compile_text(
     result.module = module
     recovered = any(d.code in SYNTAX_CODES for d in diags)
     if module is not None:
-        module, more = apply_overrides(module, list(overrides))
+        module, more = apply_overrides(module, list(overrides), alternatives())
         diags += more
         if not has_errors(diags) or module.items:
             program, ctx = run(module, options)
@@ -89,3 +90,13 @@ def _finish(diags: list[Diagnostic], file: str) -> list[Diagnostic]:
 
 
 __all__ = ["Result", "check", "compile_file", "compile_text", "load"]
+
+
+def alternatives() -> dict[str, dict[str, tuple[str, ...]]]:
+    """For `--set`: the keys each key replaces, from the section schema's either-or rules."""
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name, section in SECTIONS.items():
+        for rule in section.either:
+            out.setdefault(name, {})[rule.first] = (rule.second,)
+            out[name][rule.second] = (rule.first,)
+    return out

@@ -7,6 +7,7 @@ as the same text in the file; its diagnostics point into the override itself.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from netspec.language import syntax as st
@@ -16,18 +17,25 @@ from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
 
 SECTIONS = ("train", "dataset")
+Alternatives = Mapping[str, Mapping[str, tuple[str, ...]]]  # section -> key -> the keys it replaces
 
 
-def apply_overrides(module: st.Module, overrides: list[str]) -> tuple[st.Module, list[Diagnostic]]:
-    """Apply each ``path=value`` in order. Returns the new tree and any diagnostics."""
+def apply_overrides(
+    module: st.Module, overrides: list[str], alternatives: Alternatives | None = None
+) -> tuple[st.Module, list[Diagnostic]]:
+    """Apply each ``path=value`` in order. Returns the new tree and any diagnostics.
+
+    `alternatives` names the keys a key replaces (`train.steps=200` on a spec written with
+    `epochs` replaces it: the section schema says they are alternatives). A value of `none`
+    for a key the spec writes removes it, so the key takes its default."""
     diags: list[Diagnostic] = []
     for text in overrides:
-        module, found = _apply(module, text)
+        module, found = _apply(module, text, alternatives or {})
         diags += found
     return module, diags
 
 
-def _apply(module: st.Module, text: str) -> tuple[st.Module, list[Diagnostic]]:
+def _apply(module: st.Module, text: str, alternatives: Alternatives) -> tuple[st.Module, list[Diagnostic]]:
     whole = Span(line=1, column=1, end_line=1, end_column=len(text) + 1, origin=text)
     brk = next((i for i, ch in enumerate(text) if ch in "\r\n"), None)
     if brk is not None:  # the value would be parsed as several lines, and positions point past line 1
@@ -45,7 +53,7 @@ def _apply(module: st.Module, text: str) -> tuple[st.Module, list[Diagnostic]]:
         ]
     section, dot, key = path.rpartition(".")
     if dot and section in SECTIONS:
-        return _set_entry(module, section, key, value, text)
+        return _set_entry(module, section, key, value, text, alternatives.get(section, {}).get(key, ()))
     if not dot:
         return _set_constant(module, path, value, text)
     return module, [
@@ -73,22 +81,45 @@ def _parse_fragment(source: str, offset: int, text: str) -> tuple[Any, list[Diag
     ]
     if tree is None or relocated:
         return None, relocated
-    return _relocate(tree.items[0], offset, text), []
+    return _relocate(tree.items[0], offset, text), _one_value(tree, offset, text)
 
 
-def _set_entry(module: st.Module, section: str, key: str, value: str, text: str) -> tuple[st.Module, list[Diagnostic]]:
+def _one_value(tree: st.Module, offset: int, text: str) -> list[Diagnostic]:
+    """An override is exactly one value: `train.epochs=3; epochs 5` or a `let` after it is refused."""
+    first = tree.items[0]
+    extra = list(tree.items[1:]) + list(getattr(first, "entries", ())[1:])
+    if not extra:
+        return []
+    at = _relocate(extra[0].span, offset, text)
+    return [make("NS080", "an override sets one value", at, "give each value its own `--set`")]
+
+
+def _set_entry(
+    module: st.Module, section: str, key: str, value: str, text: str, replaces: tuple[str, ...] = ()
+) -> tuple[st.Module, list[Diagnostic]]:
     target = next((x for x in module.items if isinstance(x, st.Section) and x.kind == section), None)
     if target is None:
         whole = Span(line=1, column=1, end_line=1, end_column=len(section) + 1, origin=text)
         return module, [make("NS080", f"the spec has no `{section}` section to override", whole)]
     # "train{\nKEY VALUE\n}": the entry sits on line 2 at the same columns as KEY=VALUE after "train."
     parsed, diags = _parse_fragment(f"{section}{{\n{key} {value}\n}}", len(section) + 1, text)
-    if parsed is None:
+    if parsed is None or diags:
         return module, diags
     entry = parsed.entries[0]
-    entries = [e for e in target.entries if e.key != key] + [entry]
+    kept = [e for e in target.entries if e.key != key and e.key not in replaces]
+    entries = kept if _is_none(entry) and any(e.key == key for e in target.entries) else [*kept, entry]
     new = dataclasses.replace(target, entries=tuple(entries))
     return _replace_item(module, target, new), []
+
+
+def _is_none(entry: st.Entry) -> bool:
+    """`key=none`: the written key is removed, so it takes its default (or its alternative's place)."""
+    return (
+        entry.args is None
+        and len(entry.values) == 1
+        and isinstance(entry.values[0], st.Const)
+        and entry.values[0].value is None
+    )
 
 
 def _set_constant(module: st.Module, name: str, value: str, text: str) -> tuple[st.Module, list[Diagnostic]]:
@@ -105,7 +136,7 @@ def _set_constant(module: st.Module, name: str, value: str, text: str) -> tuple[
             )
         ]
     parsed, diags = _parse_fragment(f"let {name}={value}", -4, text)
-    if parsed is None:
+    if parsed is None or diags:
         return module, diags
     return _replace_item(module, target, dataclasses.replace(target, value=parsed.value)), []
 
