@@ -460,14 +460,36 @@ def syntax_error(e: UnexpectedInput, text: str) -> Diagnostic:
     bracket = stack[-1][0] if stack and stack[-1][0] != "{" else None
     names = _expected_names(set(getattr(e, "expected", None) or ()), bracket)
     expected = sorted({describe_terminal(t) for t in names})
+    braces = [p for ch, p in stack if ch == "{"]
+    if braces and "RBRACE" in names and (tok.type == "$END" or tok.type in _TOP_KEYWORDS):
+        return _unclosed_brace(tok, text, e, braces[-1])
     message = f"unexpected {_describe_token(tok)}"
     if expected and len(expected) <= 8:
         message += f"; expected {_one_of(expected)}"
     start = text.rfind("\n", 0, pos) + 1
-    braces = [p for ch, p in stack if ch == "{"]
     header = text[text.rfind("\n", 0, braces[-1]) + 1 : braces[-1]] if braces else ""
     hint = _syntax_hint(tok, names, bracket, text[start:pos], text[pos:].split("\n", 1)[0], header)
     return make("NS001", message, _error_span(tok, text, e), hint)
+
+
+_TOP_KEYWORDS = frozenset(_KEYWORD_TYPES[k] for k in ("version", "let", "block", "network", "dataset", "train"))
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def _unclosed_brace(tok: Token, text: str, e: UnexpectedInput, brace: int) -> Diagnostic:
+    """A `{` left open: say where it was opened, and where its `}` is missing."""
+    line, _ = _line_col(text, brace)
+    opener = text[text.rfind("\n", 0, brace) + 1 : brace].strip() or "{"
+    where = "the end of the file" if tok.type == "$END" else f"`{tok}` on line {tok.line}"
+    return make(
+        "NS001",
+        f"missing `}}`: the `{{` of `{opener}` on line {line} is not closed before {where}",
+        _error_span(tok, text, e),
+        "add `}` at the end of its body",
+    )
 
 
 def _one_of(items: list[str]) -> str:
@@ -552,6 +574,9 @@ def _bad_character(e: UnexpectedCharacters, text: str) -> Diagnostic:
         return make("NS003", "unterminated string", span, 'close the string with `"` on the same line')
     if ch == ":":
         return make("NS002", "unexpected character `:`", span, "keyword arguments use `=`, e.g. `kernel=3`")
+    stack = _open_brackets(text, pos)
+    if ch == ">" and text[pos - 1 : pos] == "-" and stack and stack[-1][0] in "([":
+        return _unclosed_bracket(text, pos - 1, stack[-1])
     if ch == "\x00" or not ch.isprintable():
         return make(
             "NS004",
@@ -560,6 +585,21 @@ def _bad_character(e: UnexpectedCharacters, text: str) -> Diagnostic:
             "is this a binary file?",
         )
     return make("NS002", f"unexpected character `{ch}`", span)
+
+
+def _unclosed_bracket(text: str, pos: int, opened: tuple[str, int]) -> Diagnostic:
+    """`dense(500 -> relu`: the `->` stands inside a bracket that was never closed."""
+    bracket, at = opened
+    closer = ")" if bracket == "(" else "]"
+    line, col = _line_col(text, at)
+    here, here_col = _line_col(text, pos)
+    opener = text[text.rfind("\n", 0, at) + 1 : at + 1].strip()
+    return make(
+        "NS002",
+        f"missing `{closer}`: the `{bracket}` of `{opener}` at line {line}, column {col} is not closed before `->`",
+        Span.at(here, here_col, here, here_col + 2),
+        f"add `{closer}` before `->`",
+    )
 
 
 # --- tokens, for tools that read text that may not parse ------------------------------------------
