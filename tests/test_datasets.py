@@ -100,9 +100,9 @@ def test_unknown_source_kind_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_every_registered_source_has_a_loader() -> None:
-    from netspec.registry.sources import SOURCES, Source
+    from netspec.registry.sources import SOURCES
 
-    assert all(cls.load is not Source.load for cls in SOURCES.entries.values())
+    assert all(ds.loader_of(cls) is not None for cls in SOURCES.entries.values())
 
 
 def test_importing_datasets_does_not_import_torch() -> None:

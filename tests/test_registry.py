@@ -26,6 +26,7 @@ from netspec.registry import (
     Transform,
 )
 from netspec.registry.base import Op
+from netspec.runtime.datasets import loader_of
 
 PACKAGE = Path(emit.__file__).resolve().parents[1]
 TEMPLATES = PACKAGE / "emit" / "templates" / "pytorch"
@@ -75,7 +76,7 @@ def transforms() -> list[Transform]:
 @pytest.mark.parametrize("kind", SOURCES.names())
 def test_every_source_has_its_loader(kind: str) -> None:
     cls = SOURCES.entries[kind]
-    assert cls.load is not Source.load, f"{kind} has no loader: define {cls.__name__}.load"
+    assert loader_of(cls) is not None, f"{kind} has no loader: name a function of runtime.data_files ({cls.loader!r})"
 
 
 @pytest.mark.parametrize("kind", SOURCES.names())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import Field
 
@@ -14,9 +14,6 @@ from netspec.registry.base import (
     Problem,
     Registry,
 )
-
-if TYPE_CHECKING:  # the loaders live in netspec.runtime, which imports nothing from the registry
-    from netspec.runtime.data_core import Arrays, DataPaths
 
 
 @dataclass(frozen=True)
@@ -30,6 +27,8 @@ class Task:
     image: bool | None = False  # None: unknown until the file is read (an npz may hold images)
 
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+
 Setting = tuple[str, Any, Union[str, None]]  # a constant of a script: name, value, the comment above it
 
 FOUND = "relative to this script's folder, then to the data root (--data-dir)"
@@ -37,22 +36,20 @@ FOUND = "relative to this script's folder, then to the data root (--data-dir)"
 
 class Source(Op):
     """A data source. Besides its parameters, each class says everything the backends need:
-    `load` (the arrays, for netspec run) and, for emitted scripts, its template
-    sources/<kind>.py.j2, the constants it defines, the modules it imports and the functions
-    of netspec/verbatim/readers.py it copies."""
+    `loader` (the function of netspec.runtime's data modules that reads it, as `torch_class`
+    names a loss's torch class: the registry imports nothing of the runtime) and, for emitted
+    scripts, its template sources/<kind>.py.j2, the constants it defines, the modules it
+    imports and the functions of netspec/verbatim/readers.py it copies."""
 
     has_test: ClassVar[bool] = False  # the data has a test split of its own; else one is held out
     streams: ClassVar[bool] = False  # read from disk batch by batch while training, never whole
     script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib"})  # the modules its script code imports
     script_helpers: ClassVar[frozenset[str]] = frozenset()  # netspec/verbatim/readers.py functions it copies
     load_argument: ClassVar[str] = "root"  # what the script's load_data takes: the data root, or the seed
+    loader: ClassVar[str] = ""  # its loader in netspec.runtime.data_standard or data_files: f(source, paths)
 
     def task(self) -> Task:
         return Task()
-
-    def load(self, paths: DataPaths) -> Arrays:
-        """The source's arrays, read from files (under `paths`) or generated."""
-        raise NotImplementedError
 
     def script_imports(self) -> frozenset[str]:
         """The modules the script's code for this source imports."""
@@ -70,27 +67,41 @@ class Source(Op):
 SOURCES: Registry[type[Source]] = Registry("source")
 
 
+class Checksum(NamedTuple):
+    sha256: str
+    md5: str
+
+
+# (images, labels) per split, as every mirror of an IDX dataset names them
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
 class _Idx(Source):
-    """The IDX files of MNIST and Fashion-MNIST, downloaded with checksums when missing."""
+    """The IDX files of MNIST and Fashion-MNIST, downloaded with checksums when missing.
+
+    Checksums of the original .gz files: md5 from the published lists (torchvision, the
+    datasets' pages, repeated in /work/shared/data/README.md); sha256 computed from the
+    byte-identical copies in /work/shared/data, whose md5s match those lists."""
 
     has_test: ClassVar[bool] = True
     script_modules: ClassVar[frozenset[str]] = frozenset({"gzip", "hashlib", "sys", "urllib.request"})
+    loader: ClassVar[str] = "load_idx_source"
+    title: ClassVar[str]
+    folder: ClassVar[str]  # under the data root
+    mirrors: ClassVar[tuple[str, ...]]  # base URLs, tried in order
+    classes: ClassVar[tuple[str, ...]]
+    checksums: ClassVar[dict[str, Checksum]]  # file name -> its published digests
 
     def task(self) -> Task:
         return Task((1, 28, 28), "class", 10, image=True)
 
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_standard import load_idx_set
-
-        return load_idx_set(self.kind_name(), paths)
-
     def script_settings(self) -> list[Setting]:
-        from netspec.runtime.data_standard import CHECKSUMS, IDX_FILES, IDX_SETS
-
-        spec = IDX_SETS[self.kind_name()]
-        digests = {n: CHECKSUMS[f"{spec.folder}/{n}"].sha256 for pair in IDX_FILES.values() for n in pair}
-        title = f"{spec.title}: the original files under the data root, and their published sha256"
-        return [("DATA_FOLDER", spec.folder, title), ("MIRRORS", spec.mirrors, None), ("SHA256", digests, None)]
+        digests = {name: self.checksums[name].sha256 for pair in IDX_FILES.values() for name in pair}
+        title = f"{self.title}: the original files under the data root, and their published sha256"
+        return [("DATA_FOLDER", self.folder, title), ("MIRRORS", self.mirrors, None), ("SHA256", digests, None)]
 
 
 @SOURCES.register
@@ -98,6 +109,27 @@ class Mnist(_Idx):
     """MNIST handwritten digits: 60,000 training and 10,000 test images, 1×28×28, 10 classes."""
 
     kind: Literal["mnist"] = "mnist"
+    title: ClassVar[str] = "MNIST"
+    folder: ClassVar[str] = "mnist"
+    mirrors: ClassVar[tuple[str, ...]] = (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    )
+    classes: ClassVar[tuple[str, ...]] = tuple("0123456789")
+    checksums: ClassVar[dict[str, Checksum]] = {
+        "train-images-idx3-ubyte.gz": Checksum(
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        ),
+        "train-labels-idx1-ubyte.gz": Checksum(
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", "d53e105ee54ea40749a09fcbcd1e9432"
+        ),
+        "t10k-images-idx3-ubyte.gz": Checksum(
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", "9fb629c4189551a2d022fa330f9573f3"
+        ),
+        "t10k-labels-idx1-ubyte.gz": Checksum(
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", "ec29112dd5afa0611ce80d1b7f02629c"
+        ),
+    }
 
 
 @SOURCES.register
@@ -105,6 +137,26 @@ class FashionMnist(_Idx):
     """Fashion-MNIST clothing images: 60,000 + 10,000, 1×28×28, 10 classes."""
 
     kind: Literal["fashion_mnist"] = "fashion_mnist"
+    title: ClassVar[str] = "Fashion-MNIST"
+    folder: ClassVar[str] = "fashion-mnist"
+    mirrors: ClassVar[tuple[str, ...]] = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+    classes: ClassVar[tuple[str, ...]] = (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    )  # fmt: skip
+    checksums: ClassVar[dict[str, Checksum]] = {
+        "train-images-idx3-ubyte.gz": Checksum(
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+        ),
+        "train-labels-idx1-ubyte.gz": Checksum(
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", "25c81989df183df01b3e8a0aad5dffbe"
+        ),
+        "t10k-images-idx3-ubyte.gz": Checksum(
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", "bef4ecab320f06d8554ea6380940ec79"
+        ),
+        "t10k-labels-idx1-ubyte.gz": Checksum(
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", "bb300cfdad3c16e7a12a480ee83cd310"
+        ),
+    }
 
 
 @SOURCES.register
@@ -115,25 +167,28 @@ class Cifar10(Source):
     has_test: ClassVar[bool] = True
     script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "sys", "tarfile", "urllib.request"})
     script_helpers: ClassVar[frozenset[str]] = frozenset({"cifar_records"})
+    loader: ClassVar[str] = "load_cifar10"
+    url: ClassVar[str] = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    md5: ClassVar[str] = "c32a1d4ab5d03f1284b67883e8d87530"  # of the archive
+    archive: ClassVar[str] = "cifar-10-binary.tar.gz"
+    folder: ClassVar[str] = "cifar-10-batches-bin"  # what the archive holds, extracted under the data root
+    train_files: ClassVar[tuple[str, ...]] = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+    test_file: ClassVar[str] = "test_batch.bin"
+    classes: ClassVar[tuple[str, ...]] = (
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+    )  # fmt: skip
 
     def task(self) -> Task:
         return Task((3, 32, 32), "class", 10, image=True)
 
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_standard import load_cifar10
-
-        return load_cifar10(paths)
-
     def script_settings(self) -> list[Setting]:
-        from netspec.runtime import data_standard as std
-
         note = "CIFAR-10, the binary version: downloaded (md5 checked) and extracted into the data root"
         return [
-            ("CIFAR_URL", std.CIFAR_URL, note),
-            ("CIFAR_MD5", std.CIFAR_MD5, None),
-            ("DATA_FOLDER", std.CIFAR_FOLDER, None),
-            ("TRAIN_FILES", list(std.CIFAR_TRAIN), None),
-            ("TEST_FILE", std.CIFAR_TEST, None),
+            ("CIFAR_URL", self.url, note),
+            ("CIFAR_MD5", self.md5, None),
+            ("DATA_FOLDER", self.folder, None),
+            ("TRAIN_FILES", list(self.train_files), None),
+            ("TEST_FILE", self.test_file, None),
         ]
 
 
@@ -149,18 +204,13 @@ class Csv(Source):
     )
     delimiter: str = Field(",", description="field separator")
     positional: ClassVar = ("path",)
+    loader: ClassVar[str] = "load_csv"
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "re"})
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"csv_rows", "csv_target"})
 
     def task(self) -> Task:
         target = {"classification": "class", "regression": "value"}.get(self.task_type)
         return Task(target=target)
-
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_files import load_csv
-
-        return load_csv(paths, self.path, self.target, self.task_type, self.delimiter)
-
-    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "re"})
-    script_helpers: ClassVar[frozenset[str]] = frozenset({"csv_rows", "csv_target"})
 
     def script_imports(self) -> frozenset[str]:
         return self.script_modules | ({"gzip"} if self.path.endswith(".gz") else set())
@@ -185,14 +235,10 @@ class Npz(Source):
     positional: ClassVar = ("path",)
     script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "zipfile"})
     script_helpers: ClassVar[frozenset[str]] = frozenset({"npz_inputs", "npz_targets"})
+    loader: ClassVar[str] = "load_npz"
 
     def task(self) -> Task:
         return Task(image=None)  # uint8 [N, C, H, W] arrays are images; known once loaded
-
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_files import load_npz
-
-        return load_npz(paths, self.path, self.x, self.y)
 
     def script_settings(self) -> list[Setting]:
         return [("DATA_PATH", self.path, FOUND), ("X_NAME", self.x, None), ("Y_NAME", self.y, None)]
@@ -209,6 +255,7 @@ class ImageFolder(Source):
     positional: ClassVar = ("path",)
     streams: ClassVar[bool] = True
     script_helpers: ClassVar[frozenset[str]] = frozenset({"decode_image", "image_index", "folder_digest"})
+    loader: ClassVar[str] = "load_image_folder"
 
     def hw(self) -> tuple[int, int]:
         return (self.size, self.size) if isinstance(self.size, int) else self.size
@@ -216,14 +263,7 @@ class ImageFolder(Source):
     def task(self) -> Task:
         return Task((self.channels, *self.hw()), "class", image=True)
 
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_files import load_image_folder
-
-        return load_image_folder(paths, self.path, self.hw(), self.channels)
-
     def script_settings(self) -> list[Setting]:
-        from netspec.runtime.data_core import IMAGE_SUFFIXES
-
         return [
             ("DATA_PATH", self.path, FOUND),
             ("SIZE", self.hw(), "[height, width] after resizing"),
@@ -241,14 +281,10 @@ class Text(Source):
     seq_len: PosInt = Field(64, description="characters per sample")
     positional: ClassVar = ("path",)
     script_helpers: ClassVar[frozenset[str]] = frozenset({"char_windows"})
+    loader: ClassVar[str] = "load_text"
 
     def task(self) -> Task:
         return Task((self.seq_len,), "token")
-
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_files import load_text
-
-        return load_text(paths, self.path, self.seq_len)
 
     def script_settings(self) -> list[Setting]:
         return [("DATA_PATH", self.path, FOUND), ("SEQ_LEN", self.seq_len, "characters per sample")]
@@ -266,17 +302,13 @@ class Arithmetic(Source):
     script_modules: ClassVar[frozenset[str]] = frozenset()
     script_helpers: ClassVar[frozenset[str]] = frozenset({"addition_pairs"})
     load_argument: ClassVar[str] = "seed"
+    loader: ClassVar[str] = "load_arithmetic"
 
     def problems(self) -> list[Problem]:
         return [Problem("`high` must be greater than `low`", field="high")] if self.high <= self.low else []
 
     def task(self) -> Task:
         return Task((2,), "value", target_shape=(1,))
-
-    def load(self, paths: DataPaths) -> Arrays:
-        from netspec.runtime.data_files import load_arithmetic
-
-        return load_arithmetic(paths, self.samples, self.low, self.high)
 
     def script_settings(self) -> list[Setting]:
         return [("SAMPLES", self.samples, "training pairs"), ("LOW", self.low, None), ("HIGH", self.high, None)]

@@ -2,8 +2,7 @@
 may look under, reading files, checksums, downloads and images.
 
 Only numpy and the standard library are imported here (Pillow on the first decoded image), so
-the torch-free commands and tests stay torch-free. Nothing here imports netspec's registry: the
-registry's source classes call these functions, so they must not call back.
+the torch-free commands and tests stay torch-free.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from netspec.registry.sources import IMAGE_SUFFIXES
 from netspec.verbatim.readers import decode_image, image_index
 
 ROOT_HELP = "point netspec at a data root with --data-dir DIR or NETSPEC_DATA=DIR"
@@ -232,8 +232,6 @@ def write_atomic(dest: Path, stream: IO[bytes]) -> None:
 
 # --- image folders ------------------------------------------------------------------------
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-
 
 class ImageFolderIndex(NamedTuple):
     """The images of a folder with one sub-folder per class, without decoding any."""
@@ -266,7 +264,7 @@ def _decode(data: bytes, path: Path, size: int | tuple[int, int], channels: int)
         raise DataError(f"images have 1 or 3 channels, not {channels}")
     image_module = _pillow()
     try:
-        return decode_image(data, (size, size) if isinstance(size, int) else size, channels)
+        return decode_image(data, (size, size) if isinstance(size, int) else size, channels, image_module)
     except (OSError, ValueError, image_module.DecompressionBombError) as e:
         raise DataError(f"{path} is not a readable image: {e}") from e
 

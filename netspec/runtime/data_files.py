@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netspec.registry.sources import Arithmetic, Csv, ImageFolder, Npz, Text
 from netspec.runtime.data_core import (
     Arrays,
     DataError,
@@ -36,8 +37,9 @@ from netspec.verbatim.readers import (
 # --- CSV --------------------------------------------------------------------------------
 
 
-def load_csv(paths: DataPaths, name: str, target: str, task_type: str, delimiter: str) -> Arrays:
+def load_csv(source: Csv, paths: DataPaths) -> Arrays:
     """A CSV file with a header row: every column but `target` is a numeric feature."""
+    name, target, task_type, delimiter = source.path, source.target, source.task_type, source.delimiter
     path = find_path(name, paths, "csv file")
     data = read_bytes(path)
     header, rows, lines = _csv_rows(gunzip(data, path) if path.suffix == ".gz" else data, path, delimiter)
@@ -104,8 +106,9 @@ def _csv_target(
 # --- NumPy archives -----------------------------------------------------------------------
 
 
-def load_npz(paths: DataPaths, name: str, x_name: str, y_name: str) -> Arrays:
-    """The arrays `x_name` (inputs) and `y_name` (targets) of an .npz archive."""
+def load_npz(source: Npz, paths: DataPaths) -> Arrays:
+    """The arrays `x` (inputs) and `y` (targets) of an .npz archive."""
+    name, x_name, y_name = source.path, source.x, source.y
     path = find_path(name, paths, "npz file")
     data = read_bytes(path)
     x, y = _npz_arrays(data, path, x_name, y_name)
@@ -143,8 +146,9 @@ def _npz_target(y: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
 # --- text -----------------------------------------------------------------------------------
 
 
-def load_text(paths: DataPaths, name: str, seq_len: int) -> Arrays:
+def load_text(source: Text, paths: DataPaths) -> Arrays:
     """Non-overlapping windows of seq_len characters (ids into the sorted alphabet), shifted by one as targets."""
+    name, seq_len = source.path, source.seq_len
     path = find_path(name, paths, "text file")
     data = read_bytes(path)
     try:
@@ -161,8 +165,9 @@ def load_text(paths: DataPaths, name: str, seq_len: int) -> Arrays:
 # --- arithmetic ---------------------------------------------------------------------------
 
 
-def load_arithmetic(paths: DataPaths, samples: int, low: float, high: float) -> Arrays:
+def load_arithmetic(source: Arithmetic, paths: DataPaths) -> Arrays:
     """Synthetic sums; the test split has a fifth as many, from the next seed."""
+    samples, low, high = source.samples, source.low, source.high
     if high <= low:
         raise DataError(f"arithmetic needs high > low, got low={low}, high={high}")
     x, y = addition_pairs(samples, low, high, paths.seed)
@@ -171,11 +176,11 @@ def load_arithmetic(paths: DataPaths, samples: int, low: float, high: float) -> 
     return Arrays(x, y, x_test, y_test)
 
 
-def load_image_folder(paths: DataPaths, name: str, size: int | tuple[int, int], channels: int) -> Arrays:
+def load_image_folder(source: ImageFolder, paths: DataPaths) -> Arrays:
     """Streamed: only the index is read here; images are decoded batch by batch while training."""
+    name, (h, w), channels = source.path, source.hw(), source.channels
     folder = find_path(name, paths, "image folder")
     index = scan_image_folder(folder)
-    h, w = (size, size) if isinstance(size, int) else size
     images = ImageFiles(index.files, (h, w), channels)
     files = {name.rstrip("/") + "/": folder_digest(folder, index.files)}
     return Arrays(images, np.array(index.labels, dtype=np.int64), classes=index.classes, files=files)

@@ -8,10 +8,10 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from netspec.registry.sources import IDX_FILES, Checksum, Cifar10, FashionMnist, Mnist
 from netspec.runtime.data_core import (
     Arrays,
     DataError,
@@ -30,45 +30,9 @@ from netspec.verbatim.readers import cifar_records
 # --- MNIST and Fashion-MNIST: IDX files ------------------------------------------------
 
 
-class Checksum(NamedTuple):
-    sha256: str
-    md5: str
-
-
-# The original .gz files. md5: the published lists (torchvision, the datasets' pages, repeated in
-# /work/shared/data/README.md); sha256: computed from the byte-identical copies in /work/shared/data,
-# whose md5s match those lists (and equal the sha256s other loaders pin).
+# The facts live on the registry classes; these tables are their runtime view (tests patch them).
 CHECKSUMS: dict[str, Checksum] = {
-    "mnist/train-images-idx3-ubyte.gz": Checksum(
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "f68b3c2dcbeaaa9fbdd348bbdeb94873"
-    ),
-    "mnist/train-labels-idx1-ubyte.gz": Checksum(
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", "d53e105ee54ea40749a09fcbcd1e9432"
-    ),
-    "mnist/t10k-images-idx3-ubyte.gz": Checksum(
-        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", "9fb629c4189551a2d022fa330f9573f3"
-    ),
-    "mnist/t10k-labels-idx1-ubyte.gz": Checksum(
-        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", "ec29112dd5afa0611ce80d1b7f02629c"
-    ),
-    "fashion-mnist/train-images-idx3-ubyte.gz": Checksum(
-        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
-    ),
-    "fashion-mnist/train-labels-idx1-ubyte.gz": Checksum(
-        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", "25c81989df183df01b3e8a0aad5dffbe"
-    ),
-    "fashion-mnist/t10k-images-idx3-ubyte.gz": Checksum(
-        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", "bef4ecab320f06d8554ea6380940ec79"
-    ),
-    "fashion-mnist/t10k-labels-idx1-ubyte.gz": Checksum(
-        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", "bb300cfdad3c16e7a12a480ee83cd310"
-    ),
-}
-
-# (images, labels) per split, as every mirror names them
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    f"{cls.folder}/{name}": digests for cls in (Mnist, FashionMnist) for name, digests in cls.checksums.items()
 }
 
 
@@ -83,18 +47,7 @@ class IdxSet:
 
 
 IDX_SETS: dict[str, IdxSet] = {
-    "mnist": IdxSet(
-        "MNIST",
-        "mnist",
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-        tuple("0123456789"),
-    ),
-    "fashion_mnist": IdxSet(
-        "Fashion-MNIST",
-        "fashion-mnist",
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    ),
+    cls.kind_name(): IdxSet(cls.title, cls.folder, cls.mirrors, cls.classes) for cls in (Mnist, FashionMnist)
 }
 
 
@@ -171,24 +124,24 @@ def _read_idx(spec: IdxSet, path: Path, ndim: int, verify: bool, files: dict[str
     return parse_idx(gunzip(data, path), ndim, str(path))
 
 
-def load_idx_set(name: str, paths: DataPaths) -> Arrays:
-    """The IDX dataset IDX_SETS[name] under the data root, downloaded when missing and allowed."""
-    return load_idx(IDX_SETS[name], paths.root, paths.download)
+def load_idx_source(source: Mnist | FashionMnist, paths: DataPaths) -> Arrays:
+    """An IDX source's files under the data root, downloaded when missing and allowed."""
+    return load_idx(IDX_SETS[source.kind_name()], paths.root, paths.download)
 
 
 # --- CIFAR-10: the binary version --------------------------------------------------------
 
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
-CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
-CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
-CIFAR_FOLDER = "cifar-10-batches-bin"
-CIFAR_TRAIN = [f"data_batch_{i}.bin" for i in range(1, 6)]
-CIFAR_TEST = "test_batch.bin"
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_URL = Cifar10.url
+CIFAR_MD5 = Cifar10.md5
+CIFAR_ARCHIVE = Cifar10.archive
+CIFAR_FOLDER = Cifar10.folder
+CIFAR_TRAIN = list(Cifar10.train_files)
+CIFAR_TEST = Cifar10.test_file
+CIFAR_CLASSES = list(Cifar10.classes)
 CIFAR_RECORD = 1 + 3 * 32 * 32  # a label byte, then the R, G and B planes
 
 
-def load_cifar10(paths: DataPaths) -> Arrays:
+def load_cifar10(source: Cifar10, paths: DataPaths) -> Arrays:
     """CIFAR-10's five training batches and its test batch, extracted from the archive when missing."""
     folder = paths.root / CIFAR_FOLDER
     names = [*CIFAR_TRAIN, CIFAR_TEST]

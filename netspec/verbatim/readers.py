@@ -1,7 +1,7 @@
 """Readers of data sources shared by `netspec run` and the scripts `netspec emit` writes:
 the arrays a source's bytes hold, so that both backends read them the same way.
 
-Only numpy and the standard library are imported (Pillow on the first decoded image), so
+Only numpy and the standard library are imported (the caller passes Pillow in), so
 that `netspec run`'s data loading stays torch-free; the emitter copies the functions a
 source needs verbatim into scripts (see netspec/verbatim/data.py for the rules). Errors
 are plain exceptions: each backend words them its own way.
@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,15 +116,19 @@ def char_windows(
     return x, y, alphabet
 
 
-def decode_image(data: bytes, size: tuple[int, int], channels: int) -> np.ndarray:
-    """An image file's bytes as uint8 [channels, h, w], resized (bilinear) to size."""
-    from PIL import Image
-
+def decode_image(
+    data: bytes,
+    size: tuple[int, int],
+    channels: int,
+    pillow: Any,
+) -> np.ndarray:
+    """An image file's bytes as uint8 [channels, h, w], resized (bilinear) to size;
+    `pillow` is PIL.Image, which the caller imports (only image folders need it)."""
     h, w = size
     mode = "L" if channels == 1 else "RGB"
-    with Image.open(io.BytesIO(data)) as im:
+    with pillow.open(io.BytesIO(data)) as im:
         im.draft(mode, (w, h))  # lets JPEG decode at a reduced size
-        out = im.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
+        out = im.convert(mode).resize((w, h), pillow.Resampling.BILINEAR)
     a = np.asarray(out, dtype=np.uint8)
     return a[None].copy() if channels == 1 else a.transpose(2, 0, 1).copy()
 

@@ -106,7 +106,8 @@ def download(urls, path, algorithm, digest):
                 raise OSError(f"{url} does not have the published {algorithm}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.with_name(path.name + ".part").write_bytes(data)
-            return os.replace(path.with_name(path.name + ".part"), path)
+            os.replace(path.with_name(path.name + ".part"), path)
+            return
         except OSError as e:
             print(f"  {e}", file=sys.stderr)
 
