@@ -57,7 +57,8 @@ SCRIPT_NAMES = frozenset(
         "batches", "DataLoader", "Dataset", "SIZE", "TARGET", "DELIMITER", "X_NAME", "Y_NAME", "SEQ_LEN",
         "SAMPLES", "LOW", "HIGH", "RECORD", "TEST_FILE", "TRAIN_FILES", "fetch_cifar", "is_number", "zipfile",
         "workers", "write_atomic",
-        "npz_inputs", "npz_targets", "char_windows", "cifar_records", "decode_image",  # verbatim/readers.py
+        "npz_inputs", "npz_targets", "char_windows", "cifar_records", "decode_image", "image_index",
+        "folder_digest", "csv_rows", "csv_target", "TASK_TYPE",  # verbatim/readers.py
     }
 )  # fmt: skip
 NETSPEC_MODULES = ("Recurrent", "SelfAttention", "Encoder", "Residual")
