@@ -61,9 +61,10 @@ def write_images(root: Path, n: int) -> None:
     """The first n MNIST training images as grey PNGs in class folders 0..9, and as images.npz."""
     from PIL import Image
 
-    from netspec.runtime.datasets import IDX_SETS, load_idx
+    from netspec.registry.sources import Mnist
+    from netspec.runtime.datasets import load
 
-    arrays = load_idx(IDX_SETS["mnist"], Path(os.environ["NETSPEC_DATA"]), download=False)
+    arrays = load(Mnist(), Path(os.environ["NETSPEC_DATA"]), None, 0, download=False)
     x, y = arrays.x_train[:n], arrays.y_train[:n]
     order = np.argsort(y, kind="stable")  # the folder lists class by class, in file-name order
     x, y = x[order], y[order]
