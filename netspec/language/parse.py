@@ -461,7 +461,7 @@ def syntax_error(e: UnexpectedInput, text: str) -> Diagnostic:
     names = _expected_names(set(getattr(e, "expected", None) or ()), bracket)
     expected = sorted({describe_terminal(t) for t in names})
     braces = [p for ch, p in stack if ch == "{"]
-    if braces and "RBRACE" in names and (tok.type == "$END" or tok.type in _TOP_KEYWORDS):
+    if braces and "RBRACE" in names and (tok.type == "$END" or _starts_top_item(tok, text, pos, braces[-1])):
         return _unclosed_brace(tok, text, e, braces[-1])
     message = f"unexpected {_describe_token(tok)}"
     if expected and len(expected) <= 8:
@@ -477,6 +477,16 @@ _TOP_KEYWORDS = frozenset(_KEYWORD_TYPES[k] for k in ("version", "let", "block",
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
     return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def _starts_top_item(tok: Token, text: str, pos: int, brace: int) -> bool:
+    """A top-level keyword at the start of a line inside a body whose `{` is never closed."""
+    first_on_line = not text[text.rfind("\n", 0, pos) + 1 : pos].strip()
+    return (
+        tok.type in _TOP_KEYWORDS
+        and first_on_line
+        and (brace, "{") in ((p, c) for c, p in _open_brackets(text, len(text)))
+    )
 
 
 def _unclosed_brace(tok: Token, text: str, e: UnexpectedInput, brace: int) -> Diagnostic:
