@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from netspec import __version__
+from netspec.language.diagnostics import UsageError
 
 EXAMPLES = {
     "check": "netspec check specs/mnist.net\n  netspec check specs/*.net --format json\n"
@@ -37,10 +38,6 @@ EXAMPLES = {
 }
 
 
-class UsageError(Exception):
-    """A problem with how netspec was called (exit 2)."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"netspec: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `netspec schema | head -1`: the reader has gone; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:
         print(
             f"netspec: error: cannot read {e.filename}: {e.strerror}" if e.filename else f"netspec: error: {e}",
@@ -205,10 +205,10 @@ def parse_size(text: str) -> int:
 
 
 def _compile(args: argparse.Namespace, path: str) -> Any:
-    from netspec.ir.check import Options
+    from netspec.ir.check import CheckOptions
     from netspec.ir.pipeline import compile_file
 
-    return compile_file(path, args.overrides, Options(max_memory=parse_size(args.max_memory)))
+    return compile_file(path, args.overrides, CheckOptions(max_memory=parse_size(args.max_memory)))
 
 
 def _report(results: list[Any], fmt: str, stream: Any = None) -> None:
@@ -300,9 +300,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_lsp(args: argparse.Namespace) -> int:
-    from netspec.ir.check import Options
+    from netspec.ir.check import CheckOptions
 
-    options = Options(max_memory=parse_size(args.max_memory))
+    options = CheckOptions(max_memory=parse_size(args.max_memory))
     try:
         from netspec.lsp import serve
     except ImportError as e:

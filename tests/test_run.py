@@ -1183,3 +1183,15 @@ def test_a_corrupt_image_met_while_streaming_is_a_data_error(
 def test_standardize_needs_the_whole_split_in_memory(data: Path) -> None:
     with pytest.raises(DataError, match="streams its images from disk"):
         quick(image_spec(data, transforms="standardize"))
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_missing_device_is_a_usage_error(device: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec.runtime.loop import available_devices
+
+    if device in available_devices():
+        pytest.skip(f"this machine has {device}")
+    assert cli.main(["run", str(ROOT / "specs/addition.net"), "--device", device, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"device `{device}` is not available" in err and "available here: " in err
+    assert "internal error" not in err

@@ -393,3 +393,17 @@ def test_registry_has_the_canonical_names() -> None:
         "random_rotation",
         "random_shift",
     ]
+
+
+def test_a_closed_pipe_is_quiet() -> None:
+    """`netspec schema | head -1`: no "Broken pipe" message, no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "netspec", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""

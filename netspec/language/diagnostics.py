@@ -43,6 +43,11 @@ class SpecError(Exception):
         super().__init__("\n".join(d.message for d in diagnostics))
 
 
+class UsageError(Exception):
+    """A problem with how netspec was called, or with what the machine offers (the CLI exits 2):
+    not an error in the spec, so it has no location."""
+
+
 def make(code: str, message: str, span: Span, hint: str | None = None, severity: Severity = "error") -> Diagnostic:
     """Build a diagnostic at a span (the file is filled in by the caller)."""
     return Diagnostic(

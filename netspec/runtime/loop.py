@@ -23,6 +23,7 @@ from torch import nn
 
 import netspec
 from netspec.ir import nodes as ir
+from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
@@ -237,15 +238,31 @@ class Experiment:
     channels_last: bool = False  # convolutions on CUDA run faster with NHWC inputs
 
 
-def pick_device(wanted: str) -> torch.device:
-    """auto: CUDA, then Apple's MPS, then the CPU."""
-    if wanted != "auto":
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
+def available_devices() -> list[str]:
+    """The devices this machine and this torch build can train on, best first."""
+    found = ["cuda"] if torch.cuda.is_available() else []
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def pick_device(wanted: str) -> torch.device:
+    """auto: CUDA, then Apple's MPS, then the CPU. A device that is not there is a usage error."""
+    available = available_devices()
+    if wanted == "auto":
+        return torch.device(available[0])
+    if wanted.split(":")[0] not in available:
+        raise UsageError(
+            f"device `{wanted}` is not available: {_why_missing(wanted)}; available here: {', '.join(available)}"
+        )
+    return torch.device(wanted)
+
+
+def _why_missing(wanted: str) -> str:
+    if wanted.startswith("cuda"):
+        built = torch.version.cuda is not None  # type: ignore[attr-defined]
+        return f"torch {torch.__version__} {'finds no CUDA GPU' if built else 'was built without CUDA'}"
+    return f"torch {torch.__version__} finds no `{wanted}` device"
 
 
 def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
