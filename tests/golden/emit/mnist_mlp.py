@@ -145,8 +145,7 @@ def prepare_data(root, seed, device):
     mean = torch.tensor(0.1307)
     std = torch.tensor(0.3081)
     # normalize(mean=0.1307, std=0.3081), the same for every split
-    for name, (x, y) in splits.items():
-        splits[name] = normalize(x, mean, std), y
+    splits = {k: (normalize(x, mean, std), y) for k, (x, y) in splits.items()}
     splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
     return splits, files
 
