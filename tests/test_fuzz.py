@@ -24,8 +24,9 @@ from netspec.cli import main
 from netspec.ir.pipeline import Result, compile_text
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, render_all, to_json
-from netspec.language.parse import KEYWORDS, parse
+from netspec.language.parse import parse
 from netspec.language.span import Span
+from netspec.language.syntax import KEYWORDS
 from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SOURCES, TRANSFORMS
 from netspec.registry.base import format_value
 from netspec.tools.fmt import format_text

@@ -31,7 +31,7 @@ from netspec import lsp as L  # noqa: E402
 from netspec.cli import main  # noqa: E402
 from netspec.ir.pipeline import compile_text  # noqa: E402
 from netspec.language import parse as parse_module  # noqa: E402
-from netspec.language.parse import KEYWORDS  # noqa: E402
+from netspec.language.syntax import KEYWORDS  # noqa: E402
 from netspec.registry import ACTIVATIONS, LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS  # noqa: E402
 from netspec.tools.fmt import format_text  # noqa: E402
 

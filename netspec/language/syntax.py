@@ -11,6 +11,22 @@ from typing import Union
 
 from netspec.language.span import Span
 
+# The reserved words of the language (the grammar's keyword terminals).
+KEYWORDS = (
+    "version",
+    "let",
+    "block",
+    "network",
+    "dataset",
+    "train",
+    "input",
+    "repeat",
+    "residual",
+    "true",
+    "false",
+    "none",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Num:

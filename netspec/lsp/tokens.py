@@ -13,7 +13,8 @@ import functools
 from dataclasses import dataclass
 from typing import Sequence
 
-from netspec.language.parse import KEYWORDS, lex
+from netspec.language.parse import lex
+from netspec.language.syntax import KEYWORDS
 
 COMMENT = "COMMENT"
 NL = "NL"  # a line break (between two lines; never one inside a line continuation)
