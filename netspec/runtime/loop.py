@@ -25,6 +25,7 @@ import netspec
 from netspec.ir import nodes as ir
 from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
+from netspec.runtime import console
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
 from netspec.runtime.datasets import Arrays, DataError, ImageFiles, load, resolve_root
@@ -455,7 +456,7 @@ def _check_finite(exp: Experiment, state: State, row: dict[str, float]) -> None:
         raise TrainingError(f"the weights became infinite or nan {where}")
 
 
-def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: artifacts.Progress) -> State:
+def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: console.Progress) -> State:
     """Train epoch by epoch, checkpointing after each so that any stop can be resumed."""
     train = exp.program.train
     assert train is not None
@@ -493,7 +494,7 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
     model = torch.compile(exp.model) if train.compile else exp.model
     exp.model = model  # type: ignore[assignment]
     started = time.perf_counter()
-    state = fit(exp, state, g, out, artifacts.Progress(options.quiet, options.log))
+    state = fit(exp, state, g, out, console.Progress(options.quiet, options.log))
     return finish(out, exp, state, time.perf_counter() - started, options)
 
 

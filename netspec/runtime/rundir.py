@@ -14,12 +14,10 @@ import io
 import json
 import os
 import signal
-import sys
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -239,46 +237,3 @@ def plots(out: Path, rows: list[dict[str, float]], test: dict[str, Any] | None) 
 
 
 # --- console ---------------------------------------------------------------------------------
-
-
-class Progress:
-    """A rich progress bar per epoch on a terminal; plain lines otherwise; nothing with quiet."""
-
-    def __init__(self, quiet: bool, log: Callable[[str], None]) -> None:
-        self.quiet, self.log = quiet, log
-        self.live = not quiet and sys.stdout.isatty()
-
-    @contextlib.contextmanager
-    def epoch(self, epoch: int, epochs: int, samples: int) -> Iterator[Callable[[int, float], None]]:
-        if not self.live:
-            yield lambda n, loss: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        started = time.perf_counter()
-        columns = (
-            TextColumn(f"epoch {epoch}/{epochs}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task("train", total=samples, info="")
-
-            def on_step(n: int, loss: float) -> None:
-                done = bar.tasks[0].completed + n
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                bar.update(task, advance=n, info=f"loss {loss:.4f}  {rate:,.0f} samples/s")
-
-            yield on_step
-
-    def summary(self, row: dict[str, float]) -> None:
-        if self.quiet:
-            return
-        parts = [f"epoch {int(row['epoch'])}"] + [f"{k} {_short(v)}" for k, v in row.items() if k != "epoch"]
-        self.log("  ".join(parts))
-
-
-def _short(value: float) -> str:
-    return f"{value:.1f}s" if value >= 100 else f"{value:.4g}"
