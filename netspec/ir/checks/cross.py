@@ -7,6 +7,9 @@ and the schedule monitor.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from netspec.ir import nodes as ir
 from netspec.ir.checks.context import Context
 from netspec.language import syntax as st
@@ -25,19 +28,61 @@ def run(module: st.Module, ctx: Context) -> None:
     task = dataset.source.task()
     sample = _transforms(ctx, dataset, task)
     if net is None:
+        _failed_network(module, ctx, train.model, sample)
         return
     if sample is not None and net.input_shape != sample:
-        ctx.report(
-            "NS041",
-            f"network `{net.name}` takes input {fmt_shape(net.input_shape)}, but the dataset "
-            f"gives samples of shape {fmt_shape(sample)}",
-            ctx.trace.inputs.get(net.name, net.span),
-            f"write `input {fmt_shape(sample)}`",
-        )
+        _input_mismatch(ctx, net.name, net.input_shape, sample, ctx.trace.inputs.get(net.name, net.span))
     for p in train.loss.check_output(net.output_shape, task, _last_kind(net.steps)):
         ctx.binder.problem(p, train.loss.span or train.span, "NS050" if p.severity == "error" else "NS101")
     _metrics(ctx, train, net)
     _monitors(ctx, train, dataset)
+
+
+def _input_mismatch(ctx: Context, name: str, declared: Shape, sample: Shape, span: Any) -> None:
+    layout = " (channels first: [C, H, W])" if _channels_last(declared, sample) else ""
+    ctx.report(
+        "NS041",
+        f"network `{name}` takes input {fmt_shape(declared)}, but the dataset "
+        f"gives samples of shape {fmt_shape(sample)}{layout}",
+        span,
+        f"write `input {fmt_shape(sample)}`",
+    )
+
+
+def _channels_last(declared: Shape, sample: Shape) -> bool:
+    return len(declared) == 3 and declared == (*sample[1:], sample[0]) and declared != sample
+
+
+def _failed_network(module: st.Module, ctx: Context, name: str, sample: Shape | None) -> None:
+    """A network whose layers failed from an input that is not the dataset's samples: the
+    input is the mistake, said first; the layer shape errors that followed from it go."""
+    found = [n for n in module.items if isinstance(n, st.Network) and n.name == name]
+    steps = found[0].body.steps if found else ()
+    if sample is None or not steps or not isinstance(steps[0], st.Input):
+        return
+    declared = _shape(ctx.evaluator.eval(steps[0].shape, ctx.constants))
+    if declared is None or declared == sample:
+        return
+    diags = ctx.report.diagnostics
+    following = [d for d in diags if d.code == "NS040" and _inside(d, found[0].span)]
+    first = diags.index(following[0]) if following else len(diags)
+    kept = [d for d in diags if d not in following]
+    before = len(diags)
+    _input_mismatch(ctx, name, declared, sample, steps[0].span)
+    diags[:] = kept[:first] + diags[before:] + kept[first:]
+
+
+def _shape(value: Any) -> Shape | None:
+    value = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    ok = isinstance(value, tuple) and bool(value) and all(isinstance(v, int) and v > 0 for v in value)
+    return value if ok else None
+
+
+def _inside(d: Any, span: Any) -> bool:
+    """Whether a diagnostic is in the network's lines, or in a block used there."""
+    used = re.search(r"\(in block `[^`]*` used at line (\d+)\)", d.message)
+    line = int(used.group(1)) if used else d.line
+    return bool(span.line <= line <= span.end_line)
 
 
 def _last_kind(steps: list[ir.Step]) -> str | None:
