@@ -496,21 +496,67 @@ def test_image_folder_streams_resized_channels_first(image_root: Path) -> None:
     assert a.x_train[np.array([3, 0])].files == [a.x_train.files[3], a.x_train.files[0]]
     # recorded by a digest of the file list (names and sizes), which changes with any file
     digest = a.files["pets/"]
-    (image_root / "pets" / "dog" / "0.png").write_bytes(b"x")
+    pytest.importorskip("PIL.Image").new("RGB", (3, 3)).save(image_root / "pets" / "dog" / "0.png")
     assert ctx_load(ImageFolder(path="pets", size=4), image_root).files["pets/"] != digest
     grey = ds.read_image(image_root / "pets/cat/nested/g.png", 3, 1)
     assert grey.shape == (1, 3, 3) and grey.dtype == np.uint8 and int(grey[0, 1, 1]) == 128
 
 
 def test_unreadable_image_and_empty_class_folder(image_root: Path) -> None:
-    (image_root / "pets" / "dog" / "bad.png").write_bytes(b"not a png")
     images = ctx_load(ImageFolder(path="pets", size=4), image_root).x_train
-    bad = [f.name for f in images.files].index("bad.png")  # type: ignore[union-attr]
-    with pytest.raises(DataError, match=r"bad\.png is not a readable image"):
-        images.read(bad)  # type: ignore[union-attr]
+    (image_root / "pets" / "dog" / "0.png").write_bytes(b"not a png")  # spoiled after the index was built
+    with pytest.raises(DataError, match=r"0\.png is not a readable image"):
+        images.read(3)  # type: ignore[union-attr]
     (image_root / "pets" / "empty").mkdir()
     with pytest.raises(DataError, match=r"class folder .*empty has no images"):
         ds.scan_image_folder(image_root / "pets")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"not a png", b"\x89PNG\r\n\x1a\n broken", b"", "truncated"],
+)
+def test_a_bad_image_is_named_when_the_folder_is_indexed_not_epochs_later(image_root: Path, damage: object) -> None:
+    good = (image_root / "pets" / "cat" / "0.png").read_bytes()
+    bad = image_root / "pets" / "dog" / "bad.png"
+    bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else damage)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"dog/bad\.png is not a readable image"):
+        ctx_load(ImageFolder(path="pets", size=4), image_root)
+
+
+# --- bounded reads ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", [Csv(path="/dev/zero", target="y"), Text(path="/dev/zero"), Npz(path="/dev/zero")])
+def test_a_device_as_a_data_file_is_refused_not_read_forever(tmp_path: Path, source: object) -> None:
+    with pytest.raises(DataError, match=r"/dev/zero is a device, pipe or socket, not a regular file"):
+        ctx_load(source, tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_a_data_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(DataError, match=r"pipe\.csv is a device, pipe or socket"):
+        ctx_load(Csv(path="pipe.csv", target="y"), tmp_path)
+
+
+def test_data_files_are_read_up_to_a_configurable_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d.csv").write_text("a,y\n" + "1,0\n" * 300)
+    monkeypatch.setenv("NETSPEC_MAX_DATA", "1KiB")
+    with pytest.raises(DataError, match=r"d\.csv is larger than netspec reads from one data file \(1,024 bytes\)"):
+        ctx_load(Csv(path="d.csv", target="y"), tmp_path)
+    monkeypatch.setenv("NETSPEC_MAX_DATA", "2k")
+    assert len(ctx_load(Csv(path="d.csv", target="y"), tmp_path).y_train) == 300
+    monkeypatch.setenv("NETSPEC_MAX_DATA", "lots")
+    with pytest.raises(DataError, match="NETSPEC_MAX_DATA='lots' is not a size"):
+        ctx_load(Csv(path="d.csv", target="y"), tmp_path)
+
+
+def test_a_gzip_bomb_is_cut_at_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(b"a,y\n" + b"1,0\n" * 100_000))
+    monkeypatch.setenv("NETSPEC_MAX_DATA", "64KiB")
+    with pytest.raises(DataError, match=r"d\.csv\.gz is larger than netspec reads"):
+        ctx_load(Csv(path="d.csv.gz", target="y"), tmp_path)
 
 
 # --- the real data, when NETSPEC_DATA points at it ------------------------------------------------

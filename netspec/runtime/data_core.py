@@ -10,8 +10,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import io
 import os
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -27,6 +29,8 @@ from netspec.registry.sources import IMAGE_SUFFIXES
 from netspec.verbatim.readers import decode_image, image_index
 
 ROOT_HELP = "point netspec at a data root with --data-dir DIR or NETSPEC_DATA=DIR"
+MAX_DATA = 4 << 30  # bytes read from one data file, unless NETSPEC_MAX_DATA says otherwise
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class DataError(Exception):
@@ -38,6 +42,11 @@ class DataError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class InputError(DataError):
+    """A file given on the command line (weights, inputs) that cannot be used: a usage error,
+    reported with the file's name rather than at the spec's `source`."""
 
 
 class ImageFiles:
@@ -117,18 +126,65 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_bytes(path: Path) -> bytes:
+def max_data() -> int:
+    """The most bytes netspec reads from one data file: $NETSPEC_MAX_DATA (e.g. 8GiB), else 4 GiB."""
+    text = os.environ.get("NETSPEC_MAX_DATA", "").strip()
+    if not text:
+        return MAX_DATA
+    number, unit = text.upper().rstrip("B").rstrip("I"), ""
+    if number[-1:] in UNITS:
+        number, unit = number[:-1], number[-1]
     try:
-        return path.read_bytes()
+        return max(1, int(float(number) * UNITS[unit]))
+    except ValueError:
+        raise DataError(f"NETSPEC_MAX_DATA={text!r} is not a size", "write e.g. NETSPEC_MAX_DATA=8GiB") from None
+
+
+def regular_file(path: Path, error: type[DataError] = DataError) -> int:
+    """The size of a regular file; a FIFO, a device or a folder is refused (reading one may never end)."""
+    try:
+        info = os.stat(path)
     except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+        raise error(f"cannot read {path}: {e.strerror or e}") from e
+    if not stat.S_ISREG(info.st_mode):
+        kind = "folder" if stat.S_ISDIR(info.st_mode) else "device, pipe or socket"
+        raise error(f"{path} is a {kind}, not a regular file", "give netspec the path of a file")
+    return info.st_size
+
+
+def read_bytes(path: Path, limit: int | None = None, error: type[DataError] = DataError) -> bytes:
+    """A regular file's bytes, at most `limit` (default: max_data()) of them."""
+    limit = max_data() if limit is None else limit
+    if regular_file(path, error) > limit:
+        raise error(*_too_big(path, limit))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise error(f"cannot read {path}: {e.strerror or e}") from e
+    if len(data) > limit:  # it grew while being read
+        raise error(*_too_big(path, limit))
+    return data
+
+
+def _too_big(path: Path, limit: int) -> tuple[str, str]:
+    return (
+        f"{path} is larger than netspec reads from one data file ({limit:,} bytes)",
+        "raise the limit with NETSPEC_MAX_DATA=SIZE (e.g. 16GiB) if the file is right",
+    )
 
 
 def gunzip(data: bytes, path: Path) -> bytes:
+    """Decompressed, at most max_data() bytes: a small archive may expand without end."""
+    limit = max_data()
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            out = f.read(limit + 1)
     except (OSError, EOFError, zlib.error) as e:  # bad header, bad CRC, stream cut short
         raise DataError(f"{path} is not a valid gzip file ({e})", "delete it to download it again") from e
+    if len(out) > limit:
+        raise DataError(*_too_big(path, limit))
+    return out
 
 
 def download(url: str, dest: Path, sha256: str | None = None, md5: str | None = None, timeout: float = 60.0) -> Path:
@@ -262,14 +318,14 @@ def read_image(path: Path, size: int | tuple[int, int], channels: int) -> np.nda
 def _decode(data: bytes, path: Path, size: int | tuple[int, int], channels: int) -> np.ndarray:
     if channels not in (1, 3):
         raise DataError(f"images have 1 or 3 channels, not {channels}")
-    image_module = _pillow()
+    image_module = pillow()
     try:
         return decode_image(data, (size, size) if isinstance(size, int) else size, channels, image_module)
     except (OSError, ValueError, image_module.DecompressionBombError) as e:
         raise DataError(f"{path} is not a readable image: {e}") from e
 
 
-def _pillow() -> Any:
+def pillow() -> Any:
     try:
         from PIL import Image
     except ImportError as e:

@@ -19,7 +19,9 @@ from netspec.runtime.data_core import (
     ImageFiles,
     find_path,
     gunzip,
+    pillow,
     read_bytes,
+    regular_file,
     scan_image_folder,
     sha256_bytes,
 )
@@ -181,6 +183,24 @@ def load_image_folder(source: ImageFolder, paths: DataPaths) -> Arrays:
     name, (h, w), channels = source.path, source.hw(), source.channels
     folder = find_path(name, paths, "image folder")
     index = scan_image_folder(folder)
+    verify_images(index.files)
     images = ImageFiles(index.files, (h, w), channels)
     files = {name.rstrip("/") + "/": folder_digest(folder, index.files)}
     return Arrays(images, np.array(index.labels, dtype=np.int64), classes=index.classes, files=files)
+
+
+def verify_images(files: list[Path]) -> None:
+    """Each file opens and its header decodes (Pillow's verify(), which decodes no pixels), so a
+    bad file is named before training rather than met in a batch epochs later."""
+    image_module = pillow()
+    for path in files:
+        try:
+            regular_file(path)
+            with image_module.open(path) as im:
+                im.verify()
+        except DataError:
+            raise
+        except Exception as e:  # Pillow raises many kinds (OSError, SyntaxError, struct.error, ...)
+            raise DataError(
+                f"{path} is not a readable image: {e}", "remove it from the folder, or replace it with a good copy"
+            ) from None
