@@ -35,7 +35,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
 GOLDEN = ROOT / "tests" / "golden" / "emit"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-DATA = os.environ.get("NETSPEC_DATA")
+
+
+def data_root() -> str | None:
+    """$NETSPEC_DATA as an absolute path, resolved once: the scripts run in temp folders, where
+    a relative root (`NETSPEC_DATA=../shared/data`, as the README says) points nowhere."""
+    env = os.environ.get("NETSPEC_DATA")
+    return str(Path(env).expanduser().resolve()) if env else None
+
+
+DATA = data_root()
+
+
+def test_a_relative_data_root_is_passed_on_as_an_absolute_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "main").mkdir()
+    monkeypatch.chdir(tmp_path / "main")
+    monkeypatch.setenv("NETSPEC_DATA", "../shared/data")
+    assert data_root() == str((tmp_path / "shared" / "data").resolve())
+
 
 # What an emitted script must run without: netspec and the packages only netspec needs.
 BLOCKED = ("netspec", "pydantic", "lark", "jinja2", "markupsafe", "rich", "matplotlib")
