@@ -173,7 +173,8 @@ def _run_cmds(sub: Any) -> None:
         q.add_argument("file", metavar="FILE", help="a spec file (.net)")
         q.add_argument("--weights", required=True, metavar="FILE", help="a model.safetensors from a run")
         if name == "predict":
-            q.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or .npy arrays")
+            q.add_argument("inputs", nargs="+", metavar="INPUT", help="images, .npy arrays (or batches), .txt texts")
+            q.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to list per input (default 3)")
         _data_options(q)
 
 
@@ -366,6 +367,9 @@ def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
 def _data_error(args: argparse.Namespace, result: Any, error: Any) -> int:
     from netspec.language.diagnostics import Diagnostic, render, use_color
 
+    if getattr(error, "exit_code", 1) == 2:  # a file or data that does not fit: the message names it
+        print(f"netspec: error: {error}", file=sys.stderr)
+        return 2
     span = result.program.dataset.source.span
     d = Diagnostic(
         "NS090", error.message, span.line, span.column, span.end_line, span.end_column, hint=error.hint, file=args.file
@@ -473,17 +477,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     from netspec.runtime.datasets import DataError
-    from netspec.runtime.predict import predict
+    from netspec.runtime.predict import predict, print_predictions
 
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, not {args.top_k}")
     try:
-        rows = predict(result.program, _run_options(args, None), Path(args.weights), args.inputs)
+        rows = predict(result.program, _run_options(args, None), Path(args.weights), args.inputs, args.top_k)
     except DataError as e:
         return _data_error(args, result, e)
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
-    for row in rows if args.format == "text" else []:
-        print(f"{row['input']}: {row['prediction']}" + (f" ({row['probability']:.3f})" if "probability" in row else ""))
-    return 0
+    print_predictions(rows, args.format)
+    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":

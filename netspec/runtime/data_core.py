@@ -34,7 +34,10 @@ UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class DataError(Exception):
-    """A dataset that cannot be loaded: `message` says what and which file, `hint` what to do."""
+    """A dataset that cannot be loaded: `message` says what and which file, `hint` what to do.
+    `exit_code` 1: reported at the spec's `source`; 2: a data or usage error, the file named."""
+
+    exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -47,6 +50,8 @@ class DataError(Exception):
 class InputError(DataError):
     """A file given on the command line (weights, inputs) that cannot be used: a usage error,
     reported with the file's name rather than at the spec's `source`."""
+
+    exit_code = 2
 
 
 class ImageFiles:

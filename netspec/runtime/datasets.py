@@ -24,6 +24,7 @@ from netspec.runtime.data_core import (
     DataPaths,
     ImageFiles,
     ImageFolderIndex,
+    InputError,
     download,
     extract_tar,
     read_image,
@@ -31,6 +32,7 @@ from netspec.runtime.data_core import (
     scan_image_folder,
     sha256_file,
 )
+from netspec.runtime.data_fit import DataMismatch, check_fit
 from netspec.runtime.data_standard import IDX_FILES, IDX_SETS, load_idx, parse_idx
 from netspec.verbatim.readers import folder_digest
 
@@ -59,9 +61,12 @@ __all__ = [
     "ROOT_HELP",
     "Arrays",
     "DataError",
+    "DataMismatch",
     "DataPaths",
     "ImageFiles",
     "ImageFolderIndex",
+    "InputError",
+    "check_fit",
     "download",
     "extract_tar",
     "folder_digest",

@@ -28,7 +28,7 @@ from netspec.registry.metrics import monitor_mode
 from netspec.runtime import console
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
-from netspec.runtime.datasets import Arrays, DataError, ImageFiles, load, resolve_root
+from netspec.runtime.datasets import Arrays, DataError, ImageFiles, check_fit, load, resolve_root
 from netspec.runtime.rundir import State
 from netspec.verbatim import data as vdata
 from netspec.verbatim import metrics as vmetrics
@@ -484,6 +484,7 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
         raise DataError("the spec needs a `dataset` and a `train` section to run", None)
     device = pick_device(options.device or train.device)
     arrays = load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
+    check_fit(program, arrays)  # data that does not fit the network, named before torch meets it
     data = prepare_data(program, arrays, device)
     exp = build(program, data, device)
     g = torch.Generator().manual_seed(train.seed)
