@@ -588,3 +588,91 @@ def test_real_tinyshakespeare() -> None:
     assert a.vocab is not None and len(a.vocab) == 65 and a.x_train.shape == (1115394 // 65, 64)
     assert "".join(a.vocab[i] for i in a.x_train[0][:14]) == "First Citizen:"
     assert a.files == {"tinyshakespeare/input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"}
+
+
+# --- data against the network it trains ---------------------------------------------------------
+
+FIT_SPEC = """
+network Net {{
+    input {input}
+    {layers}
+}}
+
+dataset d {{
+    source {source}
+}}
+
+train {{
+    loss {loss}
+    optimizer sgd(lr=0.1)
+    epochs 1
+}}
+"""
+
+
+def fit_program(source: str, *, input: str = "[4]", layers: str = "dense(3)", loss: str = "cross_entropy") -> object:
+    from netspec.ir.pipeline import compile_text
+
+    result = compile_text(FIT_SPEC.format(input=input, layers=layers, source=source, loss=loss))
+    assert result.program is not None, [d.message for d in result.diagnostics]
+    return result.program
+
+
+FEATURES = np.zeros((6, 4), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("source", "arrays", "said"),
+    [
+        (
+            'csv("d.csv", target="label")',
+            Arrays(FEATURES, np.arange(6, dtype=np.int64) % 5, classes=list("abcde")),
+            "'d.csv', column 'label' has 5 classes, but network `Net` outputs 3 class scores (labels 0..2)",
+        ),
+        (
+            'npz("d.npz")',
+            Arrays(FEATURES, np.array([0, 1, -1, 0, 1, 2])),
+            "'d.npz', array 'y' has label -1, but network `Net` outputs 3 class scores",
+        ),
+        (
+            'npz("d.npz", y="labels")',
+            Arrays(FEATURES, np.array(list("abcabc"))),
+            "'d.npz', array 'labels' holds <U1 values; the network's targets must be real numbers",
+        ),
+        (
+            'npz("d.npz")',
+            Arrays(FEATURES.astype(np.complex64), np.zeros(6, np.int64)),
+            "'d.npz', array 'x' holds complex64 values; the network's inputs must be real numbers",
+        ),
+        (
+            'csv("d.csv", target="y")',
+            Arrays(np.zeros((6, 5), np.float32), np.zeros(6, np.int64), classes=["0"]),
+            "'d.csv', the feature columns (all but 'y'): 5 features per sample, but network `Net` takes input [4]",
+        ),
+        (
+            'npz("d.npz")',
+            Arrays(FEATURES, np.full(6, 0.5, np.float32)[:, None]),
+            "'d.npz', array 'y' holds fractional values, but `cross_entropy` trains classes",
+        ),
+    ],
+)
+def test_data_that_does_not_fit_the_network_names_the_file_and_key(source: str, arrays: Arrays, said: str) -> None:
+    with pytest.raises(ds.DataMismatch) as caught:
+        ds.check_fit(fit_program(source), arrays)  # type: ignore[arg-type]
+    assert said in caught.value.message and caught.value.exit_code == 2
+
+
+def test_a_text_with_more_characters_than_the_embedding_has_rows() -> None:
+    program = fit_program('text("t.txt", seq_len=4)', input="[4]", layers="embedding(3, 2)\n    dense(3)")
+    ids = np.array([[0, 1, 2, 3], [4, 0, 1, 2]], np.int64)
+    arrays = Arrays(ids, np.roll(ids, -1, 1), vocab=list("abcde"))
+    with pytest.raises(ds.DataMismatch, match=r"'t\.txt' has 5 distinct characters, but the embedding of network"):
+        ds.check_fit(program, arrays)  # type: ignore[arg-type]
+    ds.check_fit(program, Arrays(ids % 3, np.roll(ids, -1, 1) % 3, vocab=list("abc")))  # type: ignore[arg-type]
+
+
+def test_binary_labels_must_be_0_or_1() -> None:
+    program = fit_program('npz("d.npz")', layers="dense(1)", loss="bce_logits")
+    with pytest.raises(ds.DataMismatch, match="array 'y' has label 2, but `bce_logits` needs labels 0 and 1"):
+        ds.check_fit(program, Arrays(FEATURES, np.array([0, 1, 2, 0, 1, 0])))  # type: ignore[arg-type]
+    ds.check_fit(program, Arrays(FEATURES, np.array([0, 1, 1, 0, 1, 0])))  # type: ignore[arg-type]

@@ -76,10 +76,10 @@ def _input_shape(x: Any, dataset: ir.Dataset, net: ir.Network, where: _Where) ->
     except Exception:  # a transform that cannot take these samples: prepare_data says so
         return
     if shape != tuple(net.input_shape):
-        described = f"{shape[0]} features" if len(shape) == 1 and not isinstance(x, ImageFiles) else "samples"
+        one = len(shape) == 1 and not isinstance(x, ImageFiles)
+        described = f"{shape[0]} features per sample" if one else f"samples of shape {fmt_shape(shape)}"
         raise DataMismatch(
-            f"{where.inputs()} gives {described} of shape {fmt_shape(shape)}, but network `{net.name}` "
-            f"takes input {fmt_shape(net.input_shape)}",
+            f"{where.inputs()}: {described}, but network `{net.name}` takes input {fmt_shape(net.input_shape)}",
             f"write `input {fmt_shape(shape)}` in network `{net.name}`, or give it data of that shape",
         )
 
