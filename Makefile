@@ -1,26 +1,52 @@
-# netspec developer commands. `make test` is what CI runs.
-PY ?= python
+# netspec developer commands. On a fresh clone, `make run` and `make test` create `.venv`
+# (torch's CPU build first, then netspec with its dev tools) and use it; `make test` is what
+# CI runs (.ci/run).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+# Linux: the CPU build (a plain `torch` from PyPI pulls a multi-GB CUDA build); elsewhere PyPI's is the CPU build.
+TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),https://download.pytorch.org/whl/cpu)
+DATA_DIR ?=
 
-.PHONY: test test-fast lint typecheck golden docs bench
+.PHONY: venv run test test-fast lint typecheck golden docs bench
+
+venv: $(VENV)/.installed
+
+# A venv made by hand (the README's commands) that already imports torch and netspec is adopted as it is.
+$(VENV)/.installed: pyproject.toml
+	@if [ ! -e $@ ] && $(PY) -c "import torch, netspec, pytest" 2>/dev/null; then \
+	    echo "using the existing $(VENV)"; \
+	else \
+	    set -ex; \
+	    $(PYTHON) -m venv $(VENV); \
+	    $(PY) -m pip install -q --upgrade pip; \
+	    $(PY) -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+	    $(PY) -m pip install -q -e ".[dev]"; \
+	fi
+	@touch $@
+
+run: venv  ## train a first spec: MNIST if its data is at hand or downloadable, else addition.net (says which and why)
+	$(PY) -m netspec.runtime.quickstart $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 test: lint typecheck
 	$(PY) -m pytest -n 2 -q
 
-test-fast:  ## the torch-free tests only
+test-fast: venv  ## the torch-free tests only
 	$(PY) -m pytest -q -m "not torch"
 
-lint:
+lint: venv
 	$(PY) -m ruff check netspec tests bench
 	$(PY) -m ruff format --check netspec tests bench
 
-typecheck:
+typecheck: venv
 	$(PY) -m mypy
 
-golden:  ## regenerate golden files (diagnostics, emitted code) after an intended change
+golden: venv  ## regenerate golden files (diagnostics, emitted code) after an intended change
 	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_emit.py -k golden
 
-docs:  ## regenerate the generated part of docs/language.md from the registry
+docs: venv  ## regenerate the generated part of docs/language.md from the registry
 	$(PY) -m netspec docs --write docs/language.md
 
-bench:
+bench: venv
 	$(PY) bench/check_speed.py

@@ -33,6 +33,9 @@ EXAMPLES = {
     "  netspec emit specs/resnet_cifar.net -o resnet.py --set train.epochs=30",
     "docs": "netspec docs                            # print the generated reference\n"
     "  netspec docs --write docs/language.md   # refresh its generated part",
+    "show": "netspec show specs/mnist.net                 # writes mnist-preview.png\n"
+    "  netspec show specs/cifar10.net -o cifar.png -n 16\n"
+    "  netspec show specs/addition.net               # not images: a table of samples",
     "lsp": "netspec lsp                             # editors start it and speak LSP on stdin/stdout\n"
     "  NETSPEC_LSP_DEBUG=1 netspec lsp 2> lsp.log   # with a debug log (see docs/editors.md)",
 }
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fmt_cmd(sub)
     _run_cmds(sub)
     _emit_cmd(sub)
+    _show_cmd(sub)
     _command(sub, "schema", "print the JSON Schema of the IR", cmd_schema)
     docs = _command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
     docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
@@ -184,6 +188,17 @@ def _emit_cmd(sub: Any) -> None:
     p.add_argument("--target", choices=("pytorch",), default="pytorch", help="what to write (default: pytorch)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the script to FILE (default: standard output)")
     _spec_options(p, "emitting")
+
+
+def _show_cmd(sub: Any) -> None:
+    help_text = "write a grid of training samples with their labels, as training sees them (a table if not images)"
+    p = _command(sub, "show", help_text, cmd_show)
+    p.add_argument("file", metavar="FILE", help="a spec file (.net)")
+    p.add_argument("-o", "--output", metavar="FILE", help="the image to write (default: <spec>-preview.png)")
+    p.add_argument("-n", "--count", type=int, default=32, metavar="N", help="how many samples (default 32)")
+    _spec_options(p, "loading")
+    p.add_argument("--data-dir", metavar="DIR", help="data root (default: $NETSPEC_DATA, else ~/.cache/netspec)")
+    p.add_argument("--no-download", action="store_true", help="never download missing data files")
 
 
 def _data_options(p: Any) -> None:
@@ -449,9 +464,35 @@ def _print_result(summary: dict[str, Any], out: Path | None, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(summary, indent=2))
         return
-    test = ", ".join(f"{k} {v:.4g}" for k, v in summary["test"].items())
+    from netspec.runtime.console import number, plural
+
+    test = ", ".join(f"{k} {number(k, v)}" for k, v in summary["test"].items())
     where = f" -> {out}" if out else ""
-    print(f"test: {test or 'no test split'} ({summary['epochs']} epochs, {summary['wall_seconds']:.1f}s){where}")
+    took = f"{plural(summary['epochs'], 'epoch')}, {number('seconds', summary['wall_seconds'])}"
+    print(f"test: {test or 'no test split'} ({took}){where}")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise UsageError("-n must be at least 1")
+    result = _load_for_run(args)
+    if result is None:
+        return 1
+    from netspec.runtime import show
+    from netspec.runtime.datasets import DataError
+
+    spec = Path(args.file)
+    try:
+        samples = show.samples(result.program, args.data_dir, spec.resolve().parent, args.count, not args.no_download)
+    except DataError as e:
+        return _data_error(args, result, e)
+    if not show.is_images(samples):
+        print(show.table(samples))
+        return 0
+    output = Path(args.output or f"{spec.stem}-preview.png")
+    show.preview(output, samples, spec.name)
+    print(f"wrote {len(samples.y)} training samples to {output}")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

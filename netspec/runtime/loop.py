@@ -347,7 +347,8 @@ def _autocast(train: ir.Train, device: torch.device) -> Any:
 
 
 def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Callable[[int, float], None]) -> float:
-    """One pass over the training data in a seeded order; returns the mean loss."""
+    """One pass over the training data in a seeded order; returns the mean loss.
+    `on_step(samples, loss)` is called after each step with that step's loss."""
     exp.model.train()
     train, dataset = exp.program.train, exp.program.dataset
     assert train is not None and dataset is not None
@@ -367,7 +368,7 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {state.epoch + 1}, step {state.step}")
         total, seen = total + value * len(y), seen + len(y)
-        on_step(len(y), total / seen)
+        on_step(len(y), value)
     return total / max(1, seen)
 
 
@@ -464,8 +465,9 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
         if train.steps and state.step >= train.steps:
             break
         start = time.perf_counter()
-        with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train)) as on_step:
-            train_loss = train_epoch(exp, g, state, on_step)
+        steps = artifacts.StepLog(state, exp.optimizer)
+        with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
+            train_loss = train_epoch(exp, g, state, steps.wrap(on_step))
         state.epoch += 1
         row = epoch_row(exp, state, train_loss, time.perf_counter() - start)
         _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
@@ -473,7 +475,9 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
         end_of_epoch(exp, state, row)
         progress.summary(row)
         if out is not None:
+            artifacts.write_steps(out, steps.rows)
             artifacts.save_checkpoint(out, exp, state, g)
+            artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
     return state
 
 
@@ -537,11 +541,12 @@ def _summary(
 
 
 def _test_plots(exp: Experiment, predictions: torch.Tensor | None) -> dict[str, Any] | None:
-    """What the test split's plots show: class probabilities, labels, class names and, of images, the first 16."""
+    """What the test split's plots show: class probabilities, labels, class names and, of images, a function
+    that gives the (preprocessed) test inputs at some indices."""
     test = exp.data.test
     if predictions is None or not exp.classes or test is None:
         return None
     if predictions.shape[-1] == 1:  # one binary output: as two class probabilities
         predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
-    images = test.head(16, exp.device) if len(test.x.shape) == 4 else None
+    images = (lambda idx: next(batches(test, idx, len(idx), exp.device))[0]) if len(test.x.shape) == 4 else None
     return {"predictions": predictions, "y": test.y, "classes": exp.data.classes, "images": images}

@@ -1,6 +1,7 @@
 """What `netspec run` leaves on disk and shows on the console.
 
 The run directory: `spec.json` (the resolved IR), `metrics.csv` (a row per epoch),
+`steps.csv` (the loss and learning rate of every training step),
 `summary.json`, `model.safetensors` (last) and `best.safetensors`, a resumable
 `checkpoint.safetensors` + `state.json`, and plots. Every write goes to a temporary
 file that is then renamed, so a crash never leaves a half-written file.
@@ -17,7 +18,7 @@ import signal
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -209,6 +210,47 @@ def write_metrics(out: Path, rows: list[dict[str, float]]) -> None:
     write_atomic(out / "metrics.csv", buf.getvalue())
 
 
+class StepLog:
+    """The training steps of one epoch, for steps.csv: step, epoch, loss, lr."""
+
+    def __init__(self, state: State, optimizer: torch.optim.Optimizer) -> None:
+        self.state, self.optimizer = state, optimizer
+        self.rows: list[dict[str, float]] = []
+
+    def wrap(self, on_step: Callable[[int, float], None]) -> Callable[[int, float], None]:
+        """`on_step`, recording each step first."""
+
+        def record(n: int, loss: float) -> None:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.rows.append({"step": self.state.step, "epoch": self.state.epoch + 1, "loss": loss, "lr": lr})
+            on_step(n, loss)
+
+        return record
+
+
+STEP_COLUMNS = ("step", "epoch", "loss", "lr")
+
+
+def write_steps(out: Path, rows: list[dict[str, float]]) -> None:
+    """Add steps to steps.csv; those it holds from the first of them on (written before an interruption,
+    then trained again after resuming) are replaced."""
+    first = min((r["step"] for r in rows), default=None)
+    kept = [r for r in read_steps(out) if first is None or r["step"] < first]
+    lines = [",".join(STEP_COLUMNS)] + [
+        f"{int(r['step'])},{int(r['epoch'])},{float(r['loss'])!r},{float(r['lr'])!r}" for r in kept + rows
+    ]
+    write_atomic(out / "steps.csv", "\n".join(lines) + "\n")
+
+
+def read_steps(out: Path) -> list[dict[str, float]]:
+    """The rows of steps.csv, or none when there is none."""
+    path = out / "steps.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)
@@ -228,7 +270,7 @@ def plots(out: Path, rows: list[dict[str, float]], test: dict[str, Any] | None) 
         from netspec.runtime import plots as draw
     except ImportError:  # matplotlib is optional for running
         return
-    draw.curves(out / "curves.png", rows)
+    draw.curves(out / "curves.png", rows, read_steps(out))
     if test is None:
         return
     draw.confusion(out / "confusion.png", test["predictions"], test["y"], test["classes"])
