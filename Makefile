@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: venv  ## train a first spec: MNIST if its data is at hand or downloadable, else addition.net (says which and why)
-	$(PY) -m netspec.runtime.quickstart $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m netspec.runtime.quickstart$(if $(DATA_DIR), --data-dir $(DATA_DIR))
 
 test: lint typecheck
 	$(PY) -m pytest -n 2 -q
