@@ -5,6 +5,7 @@ downloaded, else addition.net, saying which and why. Checked with `make -n` (not
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -106,3 +107,52 @@ def test_the_data_root_is_the_option_then_the_environment_then_shared_data(
     monkeypatch.setenv("NETSPEC_DATA", str(tmp_path / "env"))
     assert quickstart.data_root(None, repo) == tmp_path / "env"
     assert quickstart.data_root(str(tmp_path / "opt"), repo) == tmp_path / "opt"
+
+
+# --- the docs agree with the project ------------------------------------------------------------
+
+
+def _code(text: str) -> list[str]:
+    """Lines of netspec code without comments and blank lines, spaces collapsed."""
+    lines = (" ".join(line.split("#")[0].split()) for line in text.splitlines())
+    return [line for line in lines if line and line != "version 1"]
+
+
+def test_the_language_guides_example_is_specs_mnist_net() -> None:
+    guide = (ROOT / "docs" / "language.md").read_text()
+    example = guide.split("```\n", 1)[1].split("```", 1)[0]
+    assert example.startswith("# specs/mnist.net")
+    assert _code(example) == _code((ROOT / "specs" / "mnist.net").read_text())
+
+
+def test_the_readme_makes_no_timing_claims_and_marks_them_for_measurement() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "60 seconds" not in readme and "in seconds" not in readme
+    assert "<!-- MEASURE:" in readme
+
+
+def test_every_path_in_the_readmes_how_it_is_built_table_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## How it is built", 1)[1].split("### Dependencies", 1)[0]
+    assert "docs/architecture.md" in section
+    table = [line for line in section.splitlines() if line.startswith("| ") and "netspec/" in line]
+    assert len(table) >= 10
+    for line in table:
+        where = line.split("|")[2]
+        paths = [p for p in re.findall(r"`([^`]+)`", where) if "/" in p or p.endswith(".py")]
+        folder = ""
+        for path in paths:
+            folder = str(Path(path).parent) if "/" in path else folder  # `syntax.py` after `netspec/language/parse.py`
+            full = ROOT / (path if "/" in path else f"{folder}/{path}")
+            assert full.exists() or list(ROOT.glob(path)), f"{path} in: {line}"
+
+
+def test_the_neovim_guide_uses_vim_lsp_config_and_the_default_mappings() -> None:
+    guide = (ROOT / "docs" / "editors.md").read_text()
+    neovim = guide.split("## Neovim", 1)[1].split("## Helix", 1)[0]
+    assert 'require("lspconfig")' not in neovim.replace(
+        '`require("lspconfig").<name>.setup({})` form is deprecated', ""
+    )
+    assert 'vim.lsp.config("netspec"' in neovim and 'vim.lsp.enable("netspec")' in neovim
+    assert "`<C-]>` jumps to" in neovim
+    assert 'vim.keymap.set("n", "gd", vim.lsp.buf.definition' in neovim  # gd is not mapped by default
