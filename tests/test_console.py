@@ -158,3 +158,11 @@ def test_resumed_steps_replace_those_trained_again(tmp_path: Path) -> None:
     rundir.write_steps(tmp_path, rows(range(1, 9)))  # interrupted after step 8
     rundir.write_steps(tmp_path, rows(range(6, 11)))  # resumed from the checkpoint after step 5
     assert [r["step"] for r in rundir.read_steps(tmp_path)] == list(range(1, 11))
+
+
+def test_a_terminal_gets_the_progress_bar_and_no_lines() -> None:
+    lines: list[str] = []
+    with Progress(False, lines.append, live=True).epoch(1, 1, 6400, steps=200) as on_step:
+        for _ in range(200):
+            on_step(32, 1.0)
+    assert lines == []
