@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 # Linux: the CPU build (a plain `torch` from PyPI pulls a multi-GB CUDA build); elsewhere PyPI's is the CPU build.
+# `make test TORCH_INDEX=` installs from PyPI (or a mirror configured for pip) instead.
 TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),https://download.pytorch.org/whl/cpu)
 DATA_DIR ?=
 
