@@ -156,3 +156,16 @@ def test_the_neovim_guide_uses_vim_lsp_config_and_the_default_mappings() -> None
     assert 'vim.lsp.config("netspec"' in neovim and 'vim.lsp.enable("netspec")' in neovim
     assert "`<C-]>` jumps to" in neovim
     assert 'vim.keymap.set("n", "gd", vim.lsp.buf.definition' in neovim  # gd is not mapped by default
+
+
+def test_the_quickstart_says_which_spec_and_why_then_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(quickstart, "can_download", lambda timeout=5.0: False)
+    monkeypatch.setattr(quickstart.subprocess, "call", lambda command: calls.append(command) or 0)
+    assert quickstart.main(["--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("quickstart: training specs/addition.net: MNIST is not in ")
+    assert out[1] == f"quickstart: netspec run specs/addition.net --data-dir {tmp_path}"
+    assert calls[0][1:] == ["-m", "netspec", "run", "specs/addition.net", "--data-dir", str(tmp_path)]
