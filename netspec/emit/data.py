@@ -12,19 +12,20 @@ from markupsafe import Markup
 
 from netspec.emit.errors import EmitError
 from netspec.emit.model import Call, Value
-from netspec.emit.verbatim import copied
+from netspec.emit.verbatim import copied, imported_modules
 from netspec.ir import nodes as ir
 from netspec.registry.base import format_value
 from netspec.registry.sources import Source
 from netspec.registry.transforms import Transform
 
 # the modules every script imports, whatever its data
-SCRIPT_MODULES = frozenset({"argparse", "csv", "io", "json", "math", "os", "platform", "time"})
+SCRIPT_MODULES = frozenset({"argparse", "json", "math", "os", "platform", "time"})
 
 
 def data_context(dataset: ir.Dataset) -> dict[str, Any]:
     source = dataset.source
     transforms = _transforms(dataset)
+    readers = copied("readers", set(source.script_helpers))
     return {
         "dataset": dataset,
         "source": source,
@@ -37,8 +38,8 @@ def data_context(dataset: ir.Dataset) -> dict[str, Any]:
         "augments": any(t["batch"] for t in transforms),
         "batch_preprocessing": any(t["batch"] and not t["op"].augment for t in transforms),
         "data_settings": _settings(source),
-        "source_helpers": [Markup(d.source) for d in copied("readers", set(source.script_helpers))],
-        "stdlib_imports": sorted(SCRIPT_MODULES | source.script_imports()),
+        "source_helpers": [Markup(d.source) for d in readers],
+        "stdlib_imports": sorted(SCRIPT_MODULES | source.script_imports() | _modules_used(readers, "readers")),
     }
 
 
@@ -98,3 +99,10 @@ def _spec_text(op: Transform) -> str:
     """How the spec writes a transform, for a comment: normalize(mean=0.1307, std=0.3081)."""
     args = ", ".join(f"{k}={format_value(v)}" for k, v in op.hyper().items())
     return f"{op.kind}({args})" if args else op.kind
+
+
+def _modules_used(definitions: list[Any], module: str) -> set[str]:
+    """The modules that definitions copied from netspec/verbatim/<module>.py refer to
+    (`csv.reader`, `io.BytesIO`), but numpy's `np`, which every script imports."""
+    imported = imported_modules(module) - {"numpy"}
+    return {name for d in definitions for name in d.uses if name in imported}

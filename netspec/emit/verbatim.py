@@ -110,3 +110,11 @@ def copied(module: str, wanted: set[str], provided: frozenset[str] = frozenset()
             keep.add(name)
             todo += [n for n in defs[name].uses if n in defs and n not in keep | provided]
     return [d for name, d in defs.items() if name in keep]
+
+
+@cache
+def imported_modules(module: str) -> frozenset[str]:
+    """The modules netspec/verbatim/<module>.py imports with a plain `import X`: a copied
+    definition that uses one needs the script to import it too."""
+    tree = ast.parse((VERBATIM / f"{module}.py").read_text(encoding="utf-8"))
+    return frozenset(a.name for node in tree.body if isinstance(node, ast.Import) for a in node.names)

@@ -205,7 +205,7 @@ class Csv(Source):
     delimiter: str = Field(",", description="field separator")
     positional: ClassVar = ("path",)
     loader: ClassVar[str] = "load_csv"
-    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "re"})
+    script_modules: ClassVar[frozenset[str]] = frozenset({"csv", "hashlib", "re"})
     script_helpers: ClassVar[frozenset[str]] = frozenset({"csv_rows", "csv_target"})
 
     def task(self) -> Task:
@@ -233,7 +233,7 @@ class Npz(Source):
     x: str = Field("x", description="name of the input array")
     y: str = Field("y", description="name of the target array")
     positional: ClassVar = ("path",)
-    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "zipfile"})
+    script_modules: ClassVar[frozenset[str]] = frozenset({"hashlib", "io", "zipfile"})
     script_helpers: ClassVar[frozenset[str]] = frozenset({"npz_inputs", "npz_targets"})
     loader: ClassVar[str] = "load_npz"
 

@@ -68,8 +68,7 @@ class Meter:
 
 
 def _average(m: Meter, how: object, score: Callable[..., torch.Tensor]) -> float:
-    """A per-class score(tp, predicted, actual) combined over the classes present, as scikit-learn
-    does (zero_division=0)."""
+    """score(tp, predicted, actual) per class, averaged as scikit-learn does (zero_division=0)."""
     tp = m.confusion.diag().double()  # type: ignore[union-attr]
     predicted, actual = m.confusion.sum(0).double(), m.confusion.sum(1).double()  # type: ignore[union-attr]
     values, present = score(tp, predicted, actual), (actual > 0) | (predicted > 0)

@@ -1,8 +1,7 @@
 """Train LeNet from mnist.net in plain PyTorch.
 
-Written by `netspec emit`; it needs only torch and numpy. With the same seed it trains,
-on the CPU, to exactly the numbers `netspec run` gets, and it writes the same files into
-its run directory: metrics.csv, summary.json and model.safetensors.
+Written by `netspec emit`; needs only torch and numpy. With the same seed it trains on the
+CPU to exactly the numbers of `netspec run`, into the same metrics.csv and summary.json.
 
     python mnist.py --data-dir DIR         # the data root (default: $NETSPEC_DATA)
     python mnist.py --epochs 1 --out runs/try
@@ -10,10 +9,8 @@ its run directory: metrics.csv, summary.json and model.safetensors.
 """
 
 import argparse
-import csv
 import gzip
 import hashlib
-import io
 import json
 import math
 import os
@@ -41,8 +38,6 @@ EVAL_BATCH_SIZE = 256
 
 
 # --- Model -------------------------------------------------------------------
-
-
 class LeNet(nn.Sequential):
     """[1, 28, 28] -> [10], 431,080 parameters."""
 
@@ -62,8 +57,6 @@ class LeNet(nn.Sequential):
 
 
 # --- Data --------------------------------------------------------------------
-
-
 # MNIST: the original files under the data root, and their published sha256
 DATA_FOLDER = "mnist"
 MIRRORS = (
@@ -87,34 +80,29 @@ def download(urls, path, algorithm, digest):
                 data = response.read()
             if hashlib.new(algorithm, data).hexdigest() != digest:
                 raise OSError(f"{url} does not have the published {algorithm}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_name(path.name + ".part").write_bytes(data)
-            os.replace(path.with_name(path.name + ".part"), path)
-            return
+            return write_atomic(path, data)
         except OSError as e:
             print(f"  {e}", file=sys.stderr)
 
 
-def read_idx(root, name, files):
-    """An IDX file checked by its sha256: uint8 images [N, 1, 28, 28] or int64 labels."""
-    path = root / DATA_FOLDER / name
-    if not path.is_file():
-        download([mirror + name for mirror in MIRRORS], path, "sha256", SHA256[name])
-    data = path.read_bytes() if path.is_file() else b""
-    digest = files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
-    if digest != SHA256[name]:
-        hint = f"put the original there, or give --data-dir a root with {DATA_FOLDER}/"
-        raise SystemExit(f"error: {path} is missing or not the original file; {hint}")
-    data = gzip.decompress(data)  # 0, 0, 8 (unsigned bytes), ndim, the dimensions, data
-    dims = np.frombuffer(data, ">u4", data[3], 4)
-    a = np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
-    return a[:, None].copy() if a.ndim == 3 else a.astype(np.int64)
-
-
 def load_data(root):
-    """Training images and labels, test images and labels, and each file's sha256."""
-    files = {}
-    return *(read_idx(root, name, files) for name in SHA256), files
+    """The four IDX files, each checked by its sha256: training images [N, 1, 28, 28]
+    (uint8) and labels (int64), test images and labels, and the checksums."""
+    arrays, files = [], {}
+    for name, sha256 in SHA256.items():
+        path = root / DATA_FOLDER / name
+        if not path.is_file():
+            download([mirror + name for mirror in MIRRORS], path, "sha256", sha256)
+        data = path.read_bytes() if path.is_file() else b""
+        files[f"{DATA_FOLDER}/{name}"] = hashlib.sha256(data).hexdigest()
+        if files[f"{DATA_FOLDER}/{name}"] != sha256:
+            hint = f"put the original there, or use --data-dir ROOT with {DATA_FOLDER}/"
+            raise SystemExit(f"error: {path} is missing or not the original; {hint}")
+        data = gzip.decompress(data)  # 0, 0, 8 (unsigned), ndim, the dimensions, data
+        dims = np.frombuffer(data, ">u4", data[3], 4)
+        a = np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
+        arrays.append(a[:, None].copy() if a.ndim == 3 else a.astype(np.int64))
+    return *arrays, files
 
 
 def normalize(x, mean, std):
@@ -139,8 +127,7 @@ def hold_out(x, y, fraction, g):
 
 
 def prepare_data(root, seed, device):
-    """The training, validation and test splits as (x, y) tensors on `device`, held out
-    and preprocessed as the spec says."""
+    """The splits as (x, y) tensors on `device`, held out and preprocessed as the spec says."""
     x, y, x_test, y_test, files = load_data(root)
     x, y = to_tensor(x), to_tensor(y)
     test = to_tensor(x_test), to_tensor(y_test)
@@ -157,8 +144,6 @@ def prepare_data(root, seed, device):
 
 
 # --- Training ----------------------------------------------------------------
-
-
 class Meter:
     """Sums the loss and counts a confusion matrix, batch by batch."""
 
@@ -175,14 +160,12 @@ class Meter:
         self.confusion += counts.view(classes, classes)
 
     def metrics(self):
-        """The mean loss and every metric."""
         metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
         return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
 
 def _average(m, how, score):
-    """A per-class score(tp, predicted, actual) combined over the classes present, as scikit-learn
-    does (zero_division=0)."""
+    """score(tp, predicted, actual) per class, averaged as scikit-learn does (zero_division=0)."""
     tp = m.confusion.diag().double()
     predicted, actual = m.confusion.sum(0).double(), m.confusion.sum(1).double()
     values, present = score(tp, predicted, actual), (actual > 0) | (predicted > 0)
@@ -259,18 +242,12 @@ def evaluate(model, split):
     return meter.metrics()
 
 
-def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: never a half-written file."""
+def write_atomic(path, data):
+    """`data` (bytes, or a function writing a path) to a temporary file renamed to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    write(part)
+    data(part) if callable(data) else part.write_bytes(data)
     os.replace(part, path)
-
-
-def save_weights(model, out):
-    """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    name = "model.safetensors" if save_file else "model.pt"
-    write_atomic(out / name, lambda part: (save_file or torch.save)(tensors, part))
 
 
 def save_checkpoint(out, model, optimizer, g, state):
@@ -283,13 +260,12 @@ def save_checkpoint(out, model, optimizer, g, state):
         "state": asdict(state),
     }
     write_atomic(out / "checkpoint.pt", lambda part: torch.save(checkpoint, part))
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(state.rows[0])  # the columns, the same in every row
-    for row in state.rows:  # every float exactly: its repr
-        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
-    write_atomic(out / "metrics.csv", lambda p: p.write_bytes(text.getvalue().encode()))
-    save_weights(model, out)
+    lines = [",".join(state.rows[0])]  # the columns, the same in every row; then every
+    lines += [",".join(map(repr, row.values())) for row in state.rows]  # value exactly
+    write_atomic(out / "metrics.csv", ("\n".join(lines) + "\n").encode())
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    weights = "model.safetensors" if save_file else "model.pt"
+    write_atomic(out / weights, lambda part: (save_file or torch.save)(tensors, part))
 
 
 def load_checkpoint(out, model, optimizer, g):
@@ -305,9 +281,7 @@ def load_checkpoint(out, model, optimizer, g):
 
 
 # --- Command line ------------------------------------------------------------
-
-
-def parse_args():
+def main():
     raw = argparse.RawDescriptionHelpFormatter  # the docstring's usage lines as written
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
@@ -317,11 +291,7 @@ def parse_args():
     parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder")
-    return parser.parse_args()
-
-
-def main():
-    args = parse_args()
+    args = parser.parse_args()
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
     device = torch.device(auto if args.device == "auto" else args.device)
@@ -339,7 +309,6 @@ def main():
     state = State()
     if args.resume:
         state = load_checkpoint(out, model, optimizer, g)
-    out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     while state.epoch < epochs:
@@ -374,9 +343,7 @@ def main():
         "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
-    save_weights(model, out)
-    text = json.dumps(summary, indent=2)
-    write_atomic(out / "summary.json", lambda part: part.write_text(text))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2).encode())
 
 
 if __name__ == "__main__":

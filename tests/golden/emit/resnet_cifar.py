@@ -1,8 +1,7 @@
 """Train ResNet from resnet_cifar.net in plain PyTorch.
 
-Written by `netspec emit`; it needs only torch and numpy. With the same seed it trains,
-on the CPU, to exactly the numbers `netspec run` gets, and it writes the same files into
-its run directory: metrics.csv, summary.json and model.safetensors.
+Written by `netspec emit`; needs only torch and numpy. With the same seed it trains on the
+CPU to exactly the numbers of `netspec run`, into the same metrics.csv and summary.json.
 
     python resnet_cifar.py --data-dir DIR         # the data root (default: $NETSPEC_DATA)
     python resnet_cifar.py --epochs 1 --out runs/try
@@ -10,9 +9,7 @@ its run directory: metrics.csv, summary.json and model.safetensors.
 """
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -42,8 +39,6 @@ EVAL_BATCH_SIZE = 256
 
 
 # --- Model -------------------------------------------------------------------
-
-
 class Residual(nn.Module):
     """A skip connection, y = x + body(x); the body keeps the shape (the checker ensures it)."""
 
@@ -104,8 +99,6 @@ class ResNet(nn.Sequential):
 
 
 # --- Data --------------------------------------------------------------------
-
-
 # CIFAR-10, the binary version: downloaded (md5 checked) and extracted into the data root
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -129,10 +122,7 @@ def download(urls, path, algorithm, digest):
                 data = response.read()
             if hashlib.new(algorithm, data).hexdigest() != digest:
                 raise OSError(f"{url} does not have the published {algorithm}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_name(path.name + ".part").write_bytes(data)
-            os.replace(path.with_name(path.name + ".part"), path)
-            return
+            return write_atomic(path, data)
         except OSError as e:
             print(f"  {e}", file=sys.stderr)
 
@@ -237,8 +227,8 @@ def hold_out(x, y, fraction, g):
 
 
 def prepare_data(root, seed, device):
-    """The training, validation and test splits as (x, y) tensors on `device`, held out
-    and preprocessed as the spec says, and the augmentation of training batches."""
+    """The splits as (x, y) tensors on `device`, held out and preprocessed as the spec
+    says, and the augmentation of training batches."""
     x, y, x_test, y_test, files = load_data(root)
     x, y = to_tensor(x), to_tensor(y)
     test = to_tensor(x_test), to_tensor(y_test)
@@ -268,8 +258,6 @@ def prepare_data(root, seed, device):
 
 
 # --- Training ----------------------------------------------------------------
-
-
 class Meter:
     """Sums the loss and counts a confusion matrix, batch by batch."""
 
@@ -290,7 +278,6 @@ class Meter:
             self.top_k[k] += int(hits.sum().item())
 
     def metrics(self):
-        """The mean loss and every metric."""
         metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
         return {"loss": self.loss_sum / max(1, self.count), **metrics}
 
@@ -356,18 +343,12 @@ def evaluate(model, split):
     return meter.metrics()
 
 
-def write_atomic(path, write):
-    """write(a temporary path), then rename it to `path`: never a half-written file."""
+def write_atomic(path, data):
+    """`data` (bytes, or a function writing a path) to a temporary file renamed to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    write(part)
+    data(part) if callable(data) else part.write_bytes(data)
     os.replace(part, path)
-
-
-def save_weights(model, out):
-    """model.safetensors; model.pt (a state dict) when safetensors is not installed."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    name = "model.safetensors" if save_file else "model.pt"
-    write_atomic(out / name, lambda part: (save_file or torch.save)(tensors, part))
 
 
 def save_checkpoint(out, model, optimizer, scheduler, g, state):
@@ -381,13 +362,12 @@ def save_checkpoint(out, model, optimizer, scheduler, g, state):
         "state": asdict(state),
     }
     write_atomic(out / "checkpoint.pt", lambda part: torch.save(checkpoint, part))
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(state.rows[0])  # the columns, the same in every row
-    for row in state.rows:  # every float exactly: its repr
-        writer.writerow(repr(v) if isinstance(v, float) else v for v in row.values())
-    write_atomic(out / "metrics.csv", lambda p: p.write_bytes(text.getvalue().encode()))
-    save_weights(model, out)
+    lines = [",".join(state.rows[0])]  # the columns, the same in every row; then every
+    lines += [",".join(map(repr, row.values())) for row in state.rows]  # value exactly
+    write_atomic(out / "metrics.csv", ("\n".join(lines) + "\n").encode())
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    weights = "model.safetensors" if save_file else "model.pt"
+    write_atomic(out / weights, lambda part: (save_file or torch.save)(tensors, part))
 
 
 def load_checkpoint(out, model, optimizer, scheduler, g):
@@ -407,9 +387,7 @@ def load_checkpoint(out, model, optimizer, scheduler, g):
 
 
 # --- Command line ------------------------------------------------------------
-
-
-def parse_args():
+def main():
     raw = argparse.RawDescriptionHelpFormatter  # the docstring's usage lines as written
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs")
@@ -419,11 +397,7 @@ def parse_args():
     parser.add_argument("--data-dir", type=Path, default=data, help="the data root")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/...)")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder")
-    return parser.parse_args()
-
-
-def main():
-    args = parse_args()
+    args = parser.parse_args()
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     auto = "cuda" if cuda else "mps" if mps else "cpu"  # the fastest there is
     device = torch.device(auto if args.device == "auto" else args.device)
@@ -448,7 +422,6 @@ def main():
     state = State()
     if args.resume:
         state = load_checkpoint(out, model, optimizer, scheduler, g)
-    out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     while state.epoch < epochs:
@@ -483,9 +456,7 @@ def main():
         "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
     }
-    save_weights(model, out)
-    text = json.dumps(summary, indent=2)
-    write_atomic(out / "summary.json", lambda part: part.write_text(text))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2).encode())
 
 
 if __name__ == "__main__":
