@@ -319,7 +319,6 @@ def main():
     root = Path(args.data_dir).expanduser().resolve()
     splits, augment, files = prepare_data(root, args.seed, device)
     train = splits["train"]
-
     torch.manual_seed(args.seed)  # the model's initial weights
     model = FashionNet().to(device)
     epochs = args.epochs
@@ -351,7 +350,8 @@ def main():
         else:
             state.bad_epochs += 1
         state.stopped_early = state.bad_epochs >= 3
-        print("  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        shown = [f"{k} {v:.4g}" for k, v in row.items() if k != "seconds"]
+        print("  ".join(shown), f" seconds {seconds:.1f}s")  # as netspec run prints it
         save_checkpoint(out, model, optimizer, scheduler, g, state)
 
     test = evaluate(model, splits["test"])

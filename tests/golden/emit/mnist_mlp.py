@@ -270,7 +270,6 @@ def main():
     root = Path(args.data_dir).expanduser().resolve()
     splits, files = prepare_data(root, args.seed, device)
     train = splits["train"]
-
     torch.manual_seed(args.seed)  # the model's initial weights
     model = MLP().to(device)
     epochs = args.epochs
@@ -294,7 +293,8 @@ def main():
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
-        print("  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        shown = [f"{k} {v:.4g}" for k, v in row.items() if k != "seconds"]
+        print("  ".join(shown), f" seconds {seconds:.1f}s")  # as netspec run prints it
         save_checkpoint(out, model, optimizer, g, state)
 
     test = evaluate(model, splits["test"])
