@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from netspec import __version__
 from netspec.language.diagnostics import UsageError
+from netspec.language.files import WriteError, write_atomic
 
 EXAMPLES = {
     "check": "netspec check specs/mnist.net\n  netspec check specs/*.net --format json\n"
@@ -42,6 +43,13 @@ EXAMPLES = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:  # Ctrl-C (130) or SIGTERM (143), whenever it comes: no traceback
+        return 128 + int(getattr(e, "signum", 2))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -55,14 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `netspec schema | head -1`: the reader has gone; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except WriteError as e:
+        print(f"netspec: error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(
             f"netspec: error: cannot read {e.filename}: {e.strerror}" if e.filename else f"netspec: error: {e}",
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        return 130
     except Exception as e:  # a bug in netspec: say so briefly, no traceback for users
         if os.environ.get("NETSPEC_DEBUG"):
             raise
@@ -164,10 +173,16 @@ def _fmt_cmd(sub: Any) -> None:
 
 def _run_cmds(sub: Any) -> None:
     p = _command(sub, "run", "train and evaluate a spec on PyTorch, writing a run directory", cmd_run)
-    p.add_argument("file", metavar="FILE", help="a spec file (.net)")
+    p.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="a spec file (.net), or a run directory to continue (or copy, with --out)",
+    )
     _data_options(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<spec>-<timestamp>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out DIR that holds an earlier run")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     for name, help_text, func in (
         ("eval", "evaluate trained weights on the test split", cmd_eval),
@@ -215,7 +230,9 @@ def _data_options(p: Any) -> None:
 def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", text, re.I)
     if not m:
-        raise UsageError(f"invalid size {text!r}; use e.g. 8GiB or 512MiB")
+        raise UsageError(f"invalid size {text[:40]!r}; use e.g. 8GiB or 512MiB")
+    if len(m.group(1)) > 24:  # float() of a 400-digit number overflows; no machine has 10**24 bytes
+        raise UsageError(f"size too large: {text[:40]!r}; use e.g. 8GiB or 512MiB")
     unit = (m.group(2) or "").upper().rstrip("B").rstrip("I")
     return int(float(m.group(1)) * 1024 ** " KMGT".index(unit or " "))
 
@@ -224,7 +241,20 @@ def _compile(args: argparse.Namespace, path: str) -> Any:
     from netspec.ir.check import CheckOptions
     from netspec.ir.pipeline import compile_file
 
-    return compile_file(path, args.overrides, CheckOptions(max_memory=parse_size(args.max_memory)))
+    path, args.effective = _recorded(args, path)
+    return compile_file(path, args.effective, CheckOptions(max_memory=parse_size(args.max_memory)))
+
+
+def _recorded(args: argparse.Namespace, path: str) -> tuple[str, list[str]]:
+    """A run directory (or its spec.json) stands for its recorded spec.net and overrides; resuming,
+    the recorded overrides come before the new ones (runtime/record.py)."""
+    from netspec.runtime.record import recorded, run_dir_of
+
+    folder = run_dir_of(path) or (run_dir_of(args.resume) if getattr(args, "resume", None) else None)
+    if folder is None:
+        return path, args.overrides
+    spec, overrides, args.spec_dir = recorded(folder)
+    return (spec if run_dir_of(path) else path), overrides + args.overrides
 
 
 def _report(results: list[Any], fmt: str, stream: Any = None) -> None:
@@ -281,12 +311,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OSError(f"cannot write {path}: {e.strerror}") from None
+    write_atomic(path, text)  # language/files.py: a failure is a WriteError that names the file
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -362,7 +387,7 @@ def _load_for_run(args: argparse.Namespace) -> Any:
     return result
 
 
-def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
+def _run_options(args: argparse.Namespace, out: Path | None, source: str | None = None) -> Any:
     from netspec.runtime.loop import RunOptions
 
     return RunOptions(
@@ -372,10 +397,13 @@ def _run_options(args: argparse.Namespace, out: Path | None) -> Any:
         quiet=getattr(args, "quiet", False),
         resume=Path(args.resume) if getattr(args, "resume", None) else None,
         download=not args.no_download,
-        spec_dir=Path(args.file).resolve().parent,
+        spec_dir=getattr(args, "spec_dir", None) or Path(args.file).resolve().parent,
         spec_name=Path(args.file).stem,
         # with --format json, stdout carries only the result; the per-epoch lines go to stderr
         log=(lambda line: print(line, file=sys.stderr)) if args.format == "json" else print,
+        overwrite=getattr(args, "overwrite", False),
+        source=source,
+        overrides=list(getattr(args, "effective", args.overrides)),
     )
 
 
@@ -394,6 +422,14 @@ def _data_error(args: argparse.Namespace, result: Any, error: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from netspec.runtime.interrupts import terminating
+
+    with terminating():  # SIGTERM while starting up stops as Ctrl-C does (exit 143)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _run_target(args)
     result = _load_for_run(args)
     if result is None:
         return 1
@@ -403,7 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     out = Path(args.resume or args.out or _default_run_dir(args.file))
     try:
-        summary = run(result.program, _run_options(args, out))
+        summary = run(result.program, _run_options(args, out, result.text))
     except DataError as e:
         return _data_error(args, result, e)
     except ResumeError as e:
@@ -411,10 +447,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except TrainingError as e:
         return _training_stopped(e, out)
-    except KeyboardInterrupt:
-        return _interrupted(args, out)
+    except WriteError as e:
+        return _write_failed(args, e, out)
+    except KeyboardInterrupt as e:
+        return _interrupted(args, out, int(getattr(e, "signum", 2)))
     _print_result(summary, out, args.format)
     return 0
+
+
+def _run_target(args: argparse.Namespace) -> None:
+    """`netspec run RUN_DIR` continues that run; `--resume DIR` alone needs no spec file."""
+    from netspec.runtime.record import run_dir_of
+
+    if args.file is None and not args.resume:
+        raise UsageError("run needs a spec file, a run directory, or --resume DIR")
+    args.file = args.file or args.resume
+    if Path(args.file).is_dir() and run_dir_of(args.file) is None:
+        raise UsageError(f"{args.file} holds no checkpoint to resume (no spec.net: its run stopped while starting)")
+    folder = run_dir_of(args.file)
+    if folder is not None and not args.out and not args.resume:
+        args.resume = str(folder)
+
+
+def _write_failed(args: argparse.Namespace, error: WriteError, out: Path) -> int:
+    saved = f"; {_saved_position(out)}, continue with: {_resume_command(args, out)}" if _has_checkpoint(out) else ""
+    print(f"netspec: error: {error}{saved}", file=sys.stderr)
+    return 2
+
+
+def _saved_position(out: Path) -> str:
+    """Where the checkpoint in `out` stands, in words."""
+    try:
+        state = json.loads((out / "state.json").read_text())["state"]
+        where = f"epoch {state['epoch']}" + (f", batch {state['batch']} of the next" if state.get("batch") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        where = "its last checkpoint"
+    return f"the run in {out} is saved up to {where}"
 
 
 def _training_stopped(error: Exception, out: Path) -> int:
@@ -427,16 +495,14 @@ def _training_stopped(error: Exception, out: Path) -> int:
     return 1
 
 
-def _interrupted(args: argparse.Namespace, out: Path) -> int:
-    """Ctrl-C: what was saved, and how to continue."""
+def _interrupted(args: argparse.Namespace, out: Path, signum: int) -> int:
+    """Ctrl-C or SIGTERM: what was saved, and the command that continues exactly."""
+    what = "interrupted" if signum == 2 else "terminated"
     if not _has_checkpoint(out):
-        print("\ninterrupted before the first epoch completed: nothing was saved", file=sys.stderr)
-        return 130
-    print(
-        f"\ninterrupted: the last completed epoch is saved in {out}\ncontinue with: {_resume_command(args, out)}",
-        file=sys.stderr,
-    )
-    return 130
+        print(f"\n{what} before the first training step completed: nothing was saved", file=sys.stderr)
+        return 128 + signum
+    print(f"\n{what}: {_saved_position(out)}\ncontinue with: {_resume_command(args, out)}", file=sys.stderr)
+    return 128 + signum
 
 
 def _has_checkpoint(out: Path) -> bool:
@@ -447,11 +513,12 @@ def _resume_command(args: argparse.Namespace, out: Path) -> str:
     """The command that continues this run: the same overrides and data, with --resume."""
     import shlex
 
+    same = Path(args.file).resolve() == out.resolve()  # `netspec run RUN_DIR`: it records its overrides
     words = ["netspec", "run", args.file]
-    words += [w for o in args.overrides for w in ("--set", o)]
+    words += [] if same else [w for o in getattr(args, "effective", args.overrides) for w in ("--set", o)]
     words += ["--data-dir", args.data_dir] if args.data_dir else []
     words += ["--device", args.device] if args.device else []
-    return shlex.join([*words, "--resume", str(out)])
+    return shlex.join(words if same else [*words, "--resume", str(out)])
 
 
 def _default_run_dir(spec: str) -> Path:

@@ -819,9 +819,7 @@ def test_a_diverging_run_keeps_the_last_good_epoch(tmp_path: Path, capsys: pytes
     rows = metrics_rows(out)
     assert len(rows) == 1 and all(math.isfinite(float(v)) for v in rows[0].values())
     assert all(torch.isfinite(w).all() for w in weights(out / "model.safetensors").values())
-    assert all(
-        torch.isfinite(w).all() for w in weights(out / "checkpoint.safetensors").values() if w.is_floating_point()
-    )
+    assert all(torch.isfinite(w).all() for w in weights(out / state["checkpoint"]).values() if w.is_floating_point())
     assert not (out / "summary.json").exists()
 
 
@@ -888,24 +886,24 @@ def test_ctrl_c_saves_the_last_epoch_and_resumes_exactly(
     assert "interrupted" in err and "Traceback" not in err
     hint = _resume_hint(err)
     assert hint[-2:] == ["--resume", str(cut)] and "train.epochs=3" in hint  # the overrides are kept
-    state = json.loads((cut / "state.json").read_text())
-    assert state["state"]["epoch"] == 1 and state["state"]["step"] == 6
-    assert len(metrics_rows(cut)) == 1 and (cut / "checkpoint.safetensors").is_file()
+    state = json.loads((cut / "state.json").read_text())  # saved at the interruption: epoch 2, after 3 batches
+    assert (state["state"]["epoch"], state["state"]["batch"], state["state"]["step"]) == (1, 3, 9)
+    assert len(metrics_rows(cut)) == 1 and (cut / state["checkpoint"]).is_file()
     assert (cut / "model.safetensors").is_file() and not (cut / "summary.json").exists()
     assert cli.main([*hint, "--quiet"]) == 0
     assert metrics_rows(cut) == metrics_rows(full)
     assert_same_weights(full / "model.safetensors", cut / "model.safetensors")
 
 
-def test_ctrl_c_in_the_first_epoch_says_there_is_nothing_to_resume(
+def test_ctrl_c_in_the_first_epoch_saves_the_position_in_it(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = write_spec(tmp_path, image_spec(data, **CTRL_C_SPEC))
     _interrupt_at(monkeypatch, epoch=1, step=2)
     assert cli_run(spec, "--out", str(tmp_path / "cut")) == 130
     err = capsys.readouterr().err
-    assert "nothing was saved" in err and "--resume" not in err
-    assert not (tmp_path / "cut" / "state.json").exists()
+    assert "saved up to epoch 0, batch 2" in err and "--resume" in err
+    assert json.loads((tmp_path / "cut" / "state.json").read_text())["state"]["batch"] == 2
 
 
 def test_ctrl_c_while_a_checkpoint_is_written_keeps_it_whole(
@@ -924,7 +922,7 @@ def test_ctrl_c_while_a_checkpoint_is_written_keeps_it_whole(
 
     def write_then_interrupt(path: Path, data: Any) -> None:
         original(path, data)
-        if path.name == "checkpoint.safetensors":
+        if path.name.startswith("checkpoint-"):
             written["checkpoints"] += 1
             if written["checkpoints"] == 2:
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered at once in the main thread
@@ -1072,7 +1070,8 @@ def test_steps_with_a_checkpoint_resume(tmp_path: Path) -> None:
     assert cli_run(spec, "--out", str(tmp_path / "full")) == 0
     assert cli_run(spec, "--set", "train.steps=15", "--out", str(tmp_path / "part")) == 0
     assert json.loads((tmp_path / "part/summary.json").read_text())["steps"] == 15
-    assert cli_run(spec, "--resume", str(tmp_path / "part")) == 0
+    # the run directory recorded train.steps=15: a longer run says so
+    assert cli_run(spec, "--resume", str(tmp_path / "part"), "--set", "train.steps=23") == 0
     summary = json.loads((tmp_path / "part/summary.json").read_text())
     assert summary["steps"] == 23 and summary["epochs"] == 3
 

@@ -25,7 +25,7 @@ import netspec
 from netspec.ir import nodes as ir
 from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
-from netspec.runtime import console
+from netspec.runtime import checkpoint, console, interrupts, resume
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network
 from netspec.runtime.datasets import Arrays, DataError, ImageFiles, check_fit, load, resolve_root
@@ -51,6 +51,9 @@ class RunOptions:
     spec_dir: Path | None = None
     spec_name: str = "spec"
     log: Callable[[str], None] = print
+    overwrite: bool = False  # a run may write over the files of an earlier one in `out`
+    source: str | None = None  # the spec's text and the overrides, recorded in the run directory
+    overrides: list[str] = field(default_factory=list)
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -237,6 +240,8 @@ class Experiment:
     autocast: Any  # None, or the dtype of CUDA mixed precision
     scaler: Any = None  # a GradScaler for fp16 (bf16 needs none)
     channels_last: bool = False  # convolutions on CUDA run faster with NHWC inputs
+    epoch_rng: Any = None  # the shuffle generator's state at the start of the epoch under way
+    resume_rng: Any = None  # resumed in the middle of an epoch: its state after the permutation
 
 
 def available_devices() -> list[str]:
@@ -353,11 +358,15 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
     train, dataset = exp.program.train, exp.program.dataset
     assert train is not None and dataset is not None
     data, batch = exp.data.train, dataset.batch
+    exp.epoch_rng = g.get_state()
     order = torch.randperm(len(data), generator=g) if dataset.shuffle else torch.arange(len(data))
+    if exp.resume_rng is not None:  # resumed in the middle of this epoch
+        g.set_state(exp.resume_rng)
+        exp.resume_rng = None
     if isinstance(data.x, torch.Tensor):
         order = order.to(exp.device)
-    total, seen = 0.0, 0
-    for x, y in batches(data, order, batch, exp.device):
+    total, seen = state.total, state.seen
+    for x, y in batches(data, order[state.batch * batch :], batch, exp.device):
         if train.steps and state.step >= train.steps:
             break
         for augment in exp.data.augment:
@@ -368,7 +377,10 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {state.epoch + 1}, step {state.step}")
         total, seen = total + value * len(y), seen + len(y)
+        state.batch, state.total, state.seen = state.batch + 1, total, seen
         on_step(len(y), value)
+        interrupts.check()  # Ctrl-C or SIGTERM: stop here, between two steps
+    state.batch, state.total, state.seen = 0, 0.0, 0
     return total / max(1, seen)
 
 
@@ -462,12 +474,19 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
     train = exp.program.train
     assert train is not None
     while state.epoch < exp.epochs and not state.stopped_early:
+        interrupts.check()
         if train.steps and state.step >= train.steps:
             break
         start = time.perf_counter()
         steps = artifacts.StepLog(state, exp.optimizer)
-        with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
-            train_loss = train_epoch(exp, g, state, steps.wrap(on_step))
+        try:
+            with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
+                train_loss = train_epoch(exp, g, state, steps.wrap(on_step))
+        except KeyboardInterrupt:  # raised between two steps: save the position in the epoch
+            if out is not None and state.batch:
+                artifacts.write_steps(out, steps.rows)
+                checkpoint.save(out, exp, state, g, exp.epoch_rng)
+            raise
         state.epoch += 1
         row = epoch_row(exp, state, train_loss, time.perf_counter() - start)
         _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
@@ -476,7 +495,7 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
         progress.summary(row)
         if out is not None:
             artifacts.write_steps(out, steps.rows)
-            artifacts.save_checkpoint(out, exp, state, g)
+            checkpoint.save(out, exp, state, g, exp.epoch_rng)
             artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
     return state
 
@@ -487,20 +506,22 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
     if train is None or dataset is None:
         raise DataError("the spec needs a `dataset` and a `train` section to run", None)
     device = pick_device(options.device or train.device)
-    arrays = load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
-    check_fit(program, arrays)  # data that does not fit the network, named before torch meets it
-    data = prepare_data(program, arrays, device)
-    exp = build(program, data, device)
-    g = torch.Generator().manual_seed(train.seed)
     out = options.resume or options.out
-    state = artifacts.load_checkpoint(out, exp, g) if options.resume else State()
-    if out is not None:
-        artifacts.start(out, program, exp, resumed=options.resume is not None)
-    model = torch.compile(exp.model) if train.compile else exp.model
-    exp.model = model  # type: ignore[assignment]
-    started = time.perf_counter()
-    state = fit(exp, state, g, out, console.Progress(options.quiet, options.log))
-    return finish(out, exp, state, time.perf_counter() - started, options)
+    with resume.opened(out, program, options.resume is not None, options.overwrite) as saved:
+        arrays = load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
+        check_fit(program, arrays)  # data that does not fit the network, named before torch meets it
+        exp = build(program, prepare_data(program, arrays, device), device)
+        g = torch.Generator().manual_seed(train.seed)
+        log = (lambda line: None) if options.quiet else options.log
+        state = resume.restore(exp, saved, g, log) if saved is not None else State()
+        if out is not None:  # everything that must match did: now the directory changes
+            artifacts.start(out, program, options.source, options.overrides, options.spec_dir)
+        exp.model = torch.compile(exp.model) if train.compile else exp.model  # type: ignore[assignment]
+        started = time.perf_counter()
+        with interrupts.deferred():
+            state = fit(exp, state, g, out, console.Progress(options.quiet, options.log))
+            interrupts.check()
+            return finish(out, exp, state, time.perf_counter() - started, options)
 
 
 # --- the end of a run ----------------------------------------------------------------------
