@@ -470,19 +470,11 @@ def _run_target(args: argparse.Namespace) -> None:
 
 
 def _write_failed(args: argparse.Namespace, error: WriteError, out: Path) -> int:
-    saved = f"; {_saved_position(out)}, continue with: {_resume_command(args, out)}" if _has_checkpoint(out) else ""
+    from netspec.runtime.checkpoint import saved_position
+
+    saved = f"; {saved_position(out)}, continue with: {_resume_command(args, out)}" if _has_checkpoint(out) else ""
     print(f"netspec: error: {error}{saved}", file=sys.stderr)
     return 2
-
-
-def _saved_position(out: Path) -> str:
-    """Where the checkpoint in `out` stands, in words."""
-    try:
-        state = json.loads((out / "state.json").read_text())["state"]
-        where = f"epoch {state['epoch']}" + (f", batch {state['batch']} of the next" if state.get("batch") else "")
-    except (OSError, ValueError, KeyError, TypeError):
-        where = "its last checkpoint"
-    return f"the run in {out} is saved up to {where}"
 
 
 def _training_stopped(error: Exception, out: Path) -> int:
@@ -497,11 +489,13 @@ def _training_stopped(error: Exception, out: Path) -> int:
 
 def _interrupted(args: argparse.Namespace, out: Path, signum: int) -> int:
     """Ctrl-C or SIGTERM: what was saved, and the command that continues exactly."""
+    from netspec.runtime.checkpoint import saved_position
+
     what = "interrupted" if signum == 2 else "terminated"
     if not _has_checkpoint(out):
         print(f"\n{what} before the first training step completed: nothing was saved", file=sys.stderr)
         return 128 + signum
-    print(f"\n{what}: {_saved_position(out)}\ncontinue with: {_resume_command(args, out)}", file=sys.stderr)
+    print(f"\n{what}: {saved_position(out)}\ncontinue with: {_resume_command(args, out)}", file=sys.stderr)
     return 128 + signum
 
 

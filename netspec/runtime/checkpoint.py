@@ -71,10 +71,23 @@ def save(out: Path, exp: Checkpointed, state: State, g: torch.Generator, epoch_r
     digest = hashlib.sha256(data).hexdigest()
     name = f"checkpoint-{digest[:16]}.safetensors"
     rundir.write_atomic(out / name, data)
+    _save_derived(out, exp, state)
+    rundir.write_atomic(out / STATE, _state_json(exp, state, name, digest, plain))  # the commit point
+    for old in out.glob("checkpoint*.safetensors"):
+        if old.name != name:
+            remove(old)
+
+
+def _save_derived(out: Path, exp: Checkpointed, state: State) -> None:
+    """What follows from the checkpoint: the last weights and, at the end of an epoch, its metrics
+    and, when it is the best yet, its weights (rewritten the same should the run be resumed)."""
     rundir.save_tensors(out / "model.safetensors", rundir.model_state(exp))
-    if state.batch == 0:  # an epoch ended: its row and, when it is the best yet, its weights
+    if state.batch == 0:
         rundir.write_metrics(out, state.rows)
         _save_best(out, exp, state)
+
+
+def _state_json(exp: Checkpointed, state: State, name: str, digest: str, plain: dict[str, Any]) -> str:
     info = {
         "format": FORMAT,
         "checkpoint": name,
@@ -83,10 +96,7 @@ def save(out: Path, exp: Checkpointed, state: State, g: torch.Generator, epoch_r
         "optimizer": {"param_groups": exp.optimizer.state_dict()["param_groups"], "plain": plain},
         "scheduler": exp.scheduler.state_dict() if exp.scheduler is not None else None,
     }
-    rundir.write_atomic(out / STATE, json.dumps(info, indent=1, default=_json_default))
-    for old in out.glob("checkpoint*.safetensors"):
-        if old.name != name:
-            remove(old)
+    return json.dumps(info, indent=1, default=_json_default)
 
 
 def _tensors(exp: Checkpointed, g: torch.Generator, epoch_rng: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -128,6 +138,16 @@ def _json_default(value: Any) -> Any:
 
 def has_checkpoint(out: Path) -> bool:
     return (out / STATE).is_file()
+
+
+def saved_position(out: Path) -> str:
+    """Where the checkpoint in `out` stands, in words (for messages: never raises)."""
+    try:
+        state = json.loads((out / STATE).read_text())["state"]
+        where = f"epoch {state['epoch']}" + (f", batch {state['batch']} of the next" if state.get("batch") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        where = "its last checkpoint"
+    return f"the run in {out} is saved up to {where}"
 
 
 def read(out: Path | None) -> tuple[_Info, dict[str, torch.Tensor]]:
@@ -172,6 +192,16 @@ def _decode(path: Path, data: bytes) -> dict[str, torch.Tensor]:
 
 def validate(exp: Checkpointed, info: _Info, tensors: dict[str, torch.Tensor]) -> None:
     """Refuse a checkpoint whose weights or optimizer do not fit this run, naming what differs."""
+    problems = _layer_problems(exp, tensors)
+    if problems:
+        raise ResumeError(f"the checkpoint does not fit this spec: layers differ ({'; '.join(problems[:6])})")
+    saved_groups = info.optimizer.get("param_groups")
+    groups = exp.optimizer.state_dict()["param_groups"]
+    if not isinstance(saved_groups, list) or [sorted(g) for g in saved_groups] != [sorted(g) for g in groups]:
+        raise ResumeError("the checkpoint does not fit this spec: the optimizer differs")
+
+
+def _layer_problems(exp: Checkpointed, tensors: dict[str, torch.Tensor]) -> list[str]:
     model = getattr(exp.model, "_orig_mod", exp.model)
     mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     saved = {k[6:]: tuple(v.shape) for k, v in tensors.items() if k.startswith("model.")}
@@ -179,13 +209,7 @@ def validate(exp: Checkpointed, info: _Info, tensors: dict[str, torch.Tensor]) -
         f"{k}: checkpoint {list(saved[k])}, this spec {list(s)}" for k, s in mine.items() if saved.get(k, s) != s
     ]
     problems += [f"{k} is not in the checkpoint" for k in mine if k not in saved]
-    problems += [f"{k} is not in this spec's network" for k in saved if k not in mine]
-    if problems:
-        raise ResumeError(f"the checkpoint does not fit this spec: layers differ ({'; '.join(problems[:6])})")
-    saved_groups = info.optimizer.get("param_groups")
-    groups = exp.optimizer.state_dict()["param_groups"]
-    if not isinstance(saved_groups, list) or [sorted(g) for g in saved_groups] != [sorted(g) for g in groups]:
-        raise ResumeError("the checkpoint does not fit this spec: the optimizer differs")
+    return problems + [f"{k} is not in this spec's network" for k in saved if k not in mine]
 
 
 def restore(

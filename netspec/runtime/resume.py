@@ -29,11 +29,13 @@ def opened(out: Path | None, program: ir.Program, resume: bool, overwrite: bool)
     if resume and not checkpoint.has_checkpoint(out):
         raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
     with lock.claim(out, resume, overwrite):
-        if not resume:
-            yield None
-            return
-        record.check_compatible(out, program)
-        yield checkpoint.read(out)
+        yield _checked(out, program) if resume else None
+
+
+def _checked(out: Path, program: ir.Program) -> Saved:
+    """The recorded spec, then the checkpoint: read and checked, nothing restored."""
+    record.check_compatible(out, program)
+    return checkpoint.read(out)
 
 
 def restore(exp: Checkpointed, saved: Saved, g: torch.Generator, log: Callable[[str], None]) -> State:
@@ -42,6 +44,9 @@ def restore(exp: Checkpointed, saved: Saved, g: torch.Generator, log: Callable[[
     checkpoint.validate(exp, info, tensors)
     state, resume_rng = checkpoint.restore(exp, info, tensors, g)
     exp.resume_rng = resume_rng  # type: ignore[attr-defined]
-    where = f", batch {state.batch + 1}" if state.batch else ""
-    log(f"resuming from epoch {state.epoch + 1}{where} ({state.epoch} completed, step {state.step})")
+    log(f"resuming from {_where(state)} ({state.epoch} completed, step {state.step})")
     return state
+
+
+def _where(state: State) -> str:
+    return f"epoch {state.epoch + 1}" + (f", batch {state.batch + 1}" if state.batch else "")
