@@ -12,6 +12,8 @@ from typing import Any, Callable
 import jinja2
 from markupsafe import Markup
 
+from netspec.ir.checks.networks import MAX_BODY_DEPTH
+
 LINE_LENGTH = 88  # ruff's default: the emitted scripts are formatted for it
 PACKAGE = Path(__file__).resolve().parent
 
@@ -95,9 +97,14 @@ def count(value: Any) -> str:
     return f"{value:,}"
 
 
+# Indentation of the deepest nesting the checker accepts: a network's class body, each body
+# (block, repeat, residual) as a container inside a container, and the call inside the last one.
+MAX_INDENT = 4 * (2 * MAX_BODY_DEPTH + 16)
+
+
 def pad(value: Any) -> str:
-    """Indentation: `value` spaces."""
-    if type(value) is not int or not 0 <= value <= 400:
+    """Indentation: `value` spaces (at most MAX_INDENT, the deepest nesting `check` accepts)."""
+    if type(value) is not int or not 0 <= value <= MAX_INDENT:
         raise TypeError(f"not an indentation: {value!r}")
     return " " * value
 

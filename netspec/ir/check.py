@@ -12,7 +12,7 @@ from typing import Callable
 
 from netspec.ir import nodes as ir
 from netspec.ir.checks import cross, declare, memory, networks, sections
-from netspec.ir.checks.context import CheckOptions, Context, Trace
+from netspec.ir.checks.context import TOP, Cancelled, CheckOptions, Context, OutOfTime, Trace
 from netspec.ir.values import jsonable
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, has_errors
@@ -32,9 +32,25 @@ def check(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir
 def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.Program | None, Context]:
     """Run every pass; the IR (None when there are errors) and the context, with diagnostics and trace."""
     ctx = Context(options)
-    for check_pass in PASSES:
-        check_pass(module, ctx)
+    try:
+        for check_pass in PASSES:
+            ctx.clock.poll()
+            check_pass(module, ctx)
+    except OutOfTime:
+        _out_of_time(ctx)
+        return None, ctx
     return program(ctx), ctx
+
+
+def _out_of_time(ctx: Context) -> None:
+    where = ctx.report.stack[0][1] if ctx.report.stack else TOP
+    with ctx.report.outside_blocks():
+        ctx.report(
+            "NS061",
+            f"checking stopped after {ctx.clock.limit:g} s: the spec expands to too much work",
+            where,
+            "use fewer or smaller repeats and blocks; the diagnostics shown may be incomplete",
+        )
 
 
 def program(ctx: Context) -> ir.Program | None:
@@ -51,4 +67,4 @@ def program(ctx: Context) -> ir.Program | None:
     )
 
 
-__all__ = ["PASSES", "CheckOptions", "Context", "Options", "Trace", "check", "run"]
+__all__ = ["PASSES", "Cancelled", "CheckOptions", "Context", "Options", "OutOfTime", "Trace", "check", "run"]

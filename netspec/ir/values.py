@@ -6,7 +6,7 @@ import math
 import operator
 import types
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Collection, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import ValidationError
@@ -47,11 +47,28 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class Suggestions:
+    """ "Did you mean" with bounded work: each question reads its candidates once, and one check
+    reads at most ``budget`` candidates in all (100,000 unknown names among 100,000 constants
+    would otherwise compare every pair); past it, diagnostics come without the suggestion."""
+
+    def __init__(self, budget: int = 50_000) -> None:
+        self.left = budget
+
+    def __call__(self, name: str, candidates: Collection[str]) -> str | None:
+        if len(candidates) > self.left:
+            self.left = 0
+            return None
+        self.left -= len(candidates)
+        return did_you_mean(name, [k for k in candidates if not k.startswith("__")])
+
+
 class Evaluator:
     """Evaluates expressions in a scope and reports problems through ``report``."""
 
     def __init__(self, report: Callable[..., None]) -> None:
         self.report = report
+        self.suggest = Suggestions()
 
     def eval(self, e: st.Expr, scope: dict[str, Any]) -> Any:
         return getattr(self, "_" + type(e).__name__)(e, scope)
@@ -111,9 +128,7 @@ class Evaluator:
         return INVALID
 
     def unknown_name(self, sym: Symbol, scope: dict[str, Any]) -> None:
-        self.report(
-            "NS020", f"unknown name `{sym}`", sym.span, did_you_mean(sym, [k for k in scope if not k.startswith("__")])
-        )
+        self.report("NS020", f"unknown name `{sym}`", sym.span, self.suggest(sym, scope.keys()))
 
 
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:

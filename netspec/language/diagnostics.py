@@ -80,24 +80,40 @@ _STYLES = {
 }
 
 
-def render(d: Diagnostic, source: str, color: bool = False) -> str:
-    """``path:line:col: error[NS123]: message``, the source line underlined, then the hint."""
+def render(d: Diagnostic, source: str, color: bool = False, lines: list[str] | None = None) -> str:
+    """``path:line:col: error[NS123]: message``, the source line underlined, then the hint.
+    ``lines``: ``source`` split at "\\n" (render_all splits each source once, not once per diagnostic).
+    Control characters from the spec, a --set value or a file name are escaped, never sent to the terminal."""
     s = _STYLES if color else dict.fromkeys(_STYLES, "")
-    where = d.origin if d.origin is not None else d.file
+    where = escape(d.origin if d.origin is not None else d.file)
     head = f"{s['bold']}{where}:{d.line}:{d.column}:{s['reset']} "
-    head += f"{s[d.severity]}{d.severity}[{d.code}]{s['reset']}: {s['bold']}{d.message}{s['reset']}"
-    lines = [head, *_excerpt(d, d.origin if d.origin is not None else source, s)]
+    head += f"{s[d.severity]}{d.severity}[{escape(d.code)}]{s['reset']}: {s['bold']}{escape(d.message)}{s['reset']}"
+    if d.origin is not None or lines is None:
+        lines = (d.origin if d.origin is not None else source).split("\n")
+    out = [head, *_excerpt(d, lines, s)]
     if d.hint:
-        lines.append(f"{' ' * _gutter(d)} {s['blue']}={s['reset']} {s['hint']}hint{s['reset']}: {d.hint}")
-    return "\n".join(lines)
+        out.append(f"{' ' * _gutter(d)} {s['blue']}={s['reset']} {s['hint']}hint{s['reset']}: {escape(d.hint)}")
+    return "\n".join(out)
+
+
+def escape(text: str) -> str:
+    """Text with its control (and other unprintable) characters written as Python escapes: ESC is `\\x1b`."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    n = ord(ch)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def _gutter(d: Diagnostic) -> int:
     return len(str(d.line))
 
 
-def _excerpt(d: Diagnostic, source: str, s: dict[str, str]) -> list[str]:
-    text = _source_line(source, d.line)
+def _excerpt(d: Diagnostic, lines: list[str], s: dict[str, str]) -> list[str]:
+    text = _source_line(lines, d.line)
     if text is None:
         return []
     width = _gutter(d)
@@ -114,16 +130,21 @@ def _excerpt(d: Diagnostic, source: str, s: dict[str, str]) -> list[str]:
     ]
 
 
-def _source_line(source: str, line: int) -> str | None:
-    lines = source.split("\n")
+def _source_line(lines: list[str], line: int) -> str | None:
     if not 1 <= line <= len(lines):
         return None
-    return "".join(ch if ch.isprintable() or ch == "\t" else "\ufffd" for ch in lines[line - 1].rstrip("\r"))
+    text = lines[line - 1][:400].rstrip("\r")  # only the first 200 columns are shown
+    return "".join(ch if ch.isprintable() or ch == "\t" else "\ufffd" for ch in text)
 
 
 def render_all(diags: list[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
-    """All diagnostics as text, followed by a count line."""
-    parts = [render(d, sources.get(d.file, ""), color) for d in diags]
+    """All diagnostics as text, followed by a count line. Linear in the diagnostics: each source is split once."""
+    split: dict[str, list[str]] = {}
+    parts = []
+    for d in diags:
+        if d.file not in split:
+            split[d.file] = sources.get(d.file, "").split("\n")
+        parts.append(render(d, "", color, split[d.file]))
     errors = sum(d.severity == "error" for d in diags)
     warnings = len(diags) - errors
     if diags:

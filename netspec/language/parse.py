@@ -31,6 +31,8 @@ MAX_NESTING = 64  # brackets and braces; deeper input is an error, never a Recur
 MAX_EXPR_DEPTH = 100
 MAX_RECOVERIES = 20
 RECOVERY_LIMIT = 256 * 1024  # bytes; larger files report their first syntax error only
+BOM = "\ufeff"
+BOM_BYTES = BOM.encode("utf-8")
 MAX_SOURCE = 1024 * 1024  # characters; a larger file is refused (parsing 1 MiB takes seconds, 3 MiB tens of them)
 _OPEN = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
@@ -303,6 +305,8 @@ class ToSyntax:
 def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
     """Read a spec as UTF-8. Undecodable bytes are a diagnostic at their position."""
     data = Path(path).read_bytes()
+    if data.startswith(BOM_BYTES):  # a UTF-8 byte-order mark is no part of the text (editors hide it)
+        data = data[len(BOM_BYTES) :]
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as e:
@@ -331,7 +335,10 @@ def paused_gc() -> Iterator[None]:
 
 @paused_gc()
 def parse(text: str) -> tuple[st.Module | None, list[Diagnostic]]:
-    """Parse a spec. Returns the syntax tree (None if nothing could be recovered) and diagnostics."""
+    """Parse a spec. Returns the syntax tree (None if nothing could be recovered) and diagnostics.
+    A leading byte-order mark (an editor's buffer may keep one) reads as a space: columns stay those of `text`."""
+    if text.startswith(BOM):
+        text = " " + text[1:]
     if len(text) > MAX_SOURCE:
         return None, [
             make(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -18,27 +19,28 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from lsprotocol import types as lsp
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from netspec import __version__
-from netspec.ir.check import CheckOptions
+from netspec.ir.check import Cancelled, CheckOptions
 from netspec.lsp.analysis import Analysis, ChunkedParse, analyze
 from netspec.lsp.completion import completion
 from netspec.lsp.definition import definition
 from netspec.lsp.describe import md
 from netspec.lsp.document import UTF16, Document, encoding_name, from_lsp_position, to_lsp_diagnostic
 from netspec.lsp.formatting import formatting
+from netspec.lsp.framing import loop_over_stdin, message_handler
 from netspec.lsp.hover import hover_markdown
 from netspec.lsp.signature import signature_help
 from netspec.lsp.symbols import symbols
 
 log = logging.getLogger("netspec.lsp")
-
-T = TypeVar("T")
+CHECK_SECONDS = 10.0  # a check that takes longer reports NS061 (env NETSPEC_LSP_CHECK_SECONDS)
 
 
 @dataclass
@@ -107,6 +109,9 @@ class NetspecServer(LanguageServer):
         self.analyses: dict[str, Analysis] = {}
         self._pending: dict[str, None] = {}  # documents to check, oldest first
         self._busy = False
+        self._running: tuple[str, threading.Event] | None = None  # the document being checked, its cancel flag
+        self._waiters: dict[str, list[asyncio.Future[Analysis | None]]] = {}  # requests waiting for a check
+        self.check_seconds = float(os.environ.get("NETSPEC_LSP_CHECK_SECONDS") or CHECK_SECONDS)
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._register()
@@ -129,8 +134,20 @@ class NetspecServer(LanguageServer):
         with contextlib.suppress(Exception):  # no transport, or a broken pipe: stderr has it
             self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error, message=message))
 
-    def _guard(self, name: str, handler: Callable[[Any], T], default: Callable[[], T]) -> Callable[[Any], T]:
-        def guarded(params: Any) -> T:
+    def _guard(self, name: str, handler: Callable[[Any], Any], default: Callable[[], Any]) -> Callable[[Any], Any]:
+        if asyncio.iscoroutinefunction(handler):
+
+            async def guarded_async(params: Any) -> Any:
+                try:
+                    return await handler(params)
+                except Exception as exc:
+                    log.error("%s failed: %s: %s", name, type(exc).__name__, exc)
+                    self._log_client(f"netspec: {name} failed: {type(exc).__name__}: {exc}")
+                    return default()
+
+            return guarded_async
+
+        def guarded(params: Any) -> Any:
             try:
                 return handler(params)
             except Exception as exc:
@@ -165,13 +182,25 @@ class NetspecServer(LanguageServer):
     def _doc(self, uri: str) -> Document | None:
         return self.documents.get(uri)
 
-    def analysis(self, doc: Document) -> Analysis:
-        """The analysis of the document's current text (computed now when the last one is stale)."""
+    async def analysis(self, doc: Document) -> Analysis | None:
+        """The analysis of the document's current text: waits for the checker thread when the last one
+        is stale (never checks on the event loop). None when the document closed meanwhile."""
         last = self.analyses.get(doc.uri)
-        if last is None or (last.text is not doc.text and last.text != doc.text):
-            last = analyze(doc.text, doc.uri, self.options, self.parser)
-            self.analyses[doc.uri] = last
-        return last
+        if last is not None and (last.text is doc.text or last.text == doc.text):
+            return last
+        waiter: asyncio.Future[Analysis | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(doc.uri, []).append(waiter)
+        if doc.uri not in self._pending and (self._running is None or self._running[0] != doc.uri):
+            self._schedule(doc.uri)
+        try:
+            return await asyncio.wait_for(waiter, self.check_seconds + 5)
+        except asyncio.TimeoutError:
+            return self.analyses.get(doc.uri)
+
+    def _wake(self, uri: str, analysis: Analysis | None) -> None:
+        for waiter in self._waiters.pop(uri, []):
+            if not waiter.done():
+                waiter.set_result(analysis)
 
     # --- documents and diagnostics ------------------------------------------------------
 
@@ -195,6 +224,8 @@ class NetspecServer(LanguageServer):
         self.documents.pop(uri, None)
         self.analyses.pop(uri, None)
         self._pending.pop(uri, None)
+        self._cancel(uri)
+        self._wake(uri, None)
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     def _schedule(self, uri: str) -> None:
@@ -202,6 +233,7 @@ class NetspecServer(LanguageServer):
         afterwards (only the newest text is checked), so a fast typist never queues up work."""
         self._pending.pop(uri, None)
         self._pending[uri] = None
+        self._cancel(uri)  # a newer text supersedes the check of an older one
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (called directly): check now
@@ -211,13 +243,21 @@ class NetspecServer(LanguageServer):
         elif not self._busy:
             self._next()
 
+    def _cancel(self, uri: str) -> None:
+        if self._running is not None and self._running[0] == uri:
+            self._running[1].set()
+
+    def _check_options(self, cancel: threading.Event) -> CheckOptions:
+        return dataclasses.replace(self.options, time_limit=self.check_seconds, cancel=cancel)
+
     def _check_now(self) -> None:
         while self._pending:
             uri = next(iter(self._pending))
             del self._pending[uri]
             doc = self.documents.get(uri)
             if doc is not None:
-                self._publish(doc, analyze(doc.text, uri, self.options, self.parser))
+                options = self._check_options(threading.Event())
+                self._publish(doc, analyze(doc.text, uri, options, self.parser))
 
     def _next(self) -> None:
         while self._pending:
@@ -229,7 +269,9 @@ class NetspecServer(LanguageServer):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netspec-check")
             self._busy = True
-            future = self._executor.submit(analyze, doc.text, uri, self.options, self.parser)
+            self._running = (uri, threading.Event())
+            options = self._check_options(self._running[1])
+            future = self._executor.submit(analyze, doc.text, uri, options, self.parser)
             future.add_done_callback(functools.partial(self._done, uri, self._loop))
             return
         self._busy = False
@@ -241,13 +283,17 @@ class NetspecServer(LanguageServer):
 
     def _checked(self, uri: str, future: Future[Analysis]) -> None:
         self._busy = False
+        self._running = None
         try:
             analysis = future.result()
             doc = self.documents.get(uri)
             if doc is not None and analysis.text == doc.text:
                 self.analyses[uri] = analysis
+                self._wake(uri, analysis)
                 if uri not in self._pending:  # else a newer text is about to be checked
                     self._publish(doc, analysis)
+        except Cancelled:
+            log.debug("the check of %s was superseded", uri)
         except Exception as exc:
             log.exception("checking %s failed", uri)
             self._log_client(f"netspec: checking {uri} failed: {type(exc).__name__}: {exc}")
@@ -264,11 +310,11 @@ class NetspecServer(LanguageServer):
 
     # --- features -----------------------------------------------------------------------
 
-    def hover(self, params: lsp.HoverParams) -> lsp.Hover | None:
+    async def hover(self, params: lsp.HoverParams) -> lsp.Hover | None:
         doc = self._doc(params.text_document.uri)
-        if doc is None:
+        a = await self.analysis(doc) if doc is not None else None
+        if doc is None or a is None:
             return None
-        a = self.analysis(doc)
         line, column = from_lsp_position(doc.lines, params.position, self.encoding)
         found = hover_markdown(a, line, column)
         if found is None:
@@ -284,19 +330,21 @@ class NetspecServer(LanguageServer):
             items = completion(doc.text, offset, self.analyses.get(doc.uri), self.parser)
         return lsp.CompletionList(is_incomplete=False, items=items)
 
-    def definition(self, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
+    async def definition(self, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
         doc = self._doc(params.text_document.uri)
-        if doc is None:
+        a = await self.analysis(doc) if doc is not None else None
+        if doc is None or a is None:
             return None
         line, column = from_lsp_position(doc.lines, params.position, self.encoding)
-        span = definition(self.analysis(doc), line, column)
+        span = definition(a, line, column)
         if span is None:
             return None
         return [lsp.Location(uri=doc.uri, range=doc.range(span, self.encoding))]
 
-    def document_symbols(self, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+    async def document_symbols(self, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
         doc = self._doc(params.text_document.uri)
-        return symbols(self.analysis(doc), self.encoding) if doc is not None else []
+        a = await self.analysis(doc) if doc is not None else None
+        return symbols(a, self.encoding) if a is not None else []
 
     def formatting(self, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
         doc = self._doc(params.text_document.uri)
@@ -320,4 +368,14 @@ def serve(options: CheckOptions = CheckOptions()) -> None:
     sys.stdout = sys.stderr  # a stray print must never corrupt the protocol stream
     server = NetspecServer(options)
     threading.current_thread().name = "netspec-lsp"
-    server.start_io(stdin, stdout)
+    server._stop_event = threading.Event()
+    server.protocol.set_writer(StdoutWriter(stdout))
+    stop = server._stop_event
+    try:  # pygls' start_io, with a reader that survives a wrong Content-Length or malformed JSON
+        asyncio.run(loop_over_stdin(stdin, message_handler(server.protocol), stop.is_set))
+    except BrokenPipeError:
+        log.error("the client has gone; stopping")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()

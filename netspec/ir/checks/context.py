@@ -3,6 +3,9 @@ Evaluator and Binder, the Trace, and the parts of the program as the passes prod
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +25,32 @@ TOP = Span.at(1, 1, 1, 2)  # where a problem of the whole spec is reported
 @dataclass(frozen=True)
 class CheckOptions:
     max_memory: int = 4 * GiB  # bytes; a spec estimated to need more is an error
+    time_limit: float | None = None  # seconds; a check that takes longer stops with NS061
+    cancel: threading.Event | None = field(default=None, compare=False)  # set: the check raises Cancelled
+
+
+class Cancelled(Exception):
+    """The check was cancelled (a newer text supersedes it); its result is of no use."""
+
+
+class OutOfTime(Exception):
+    """The check ran past its time limit."""
+
+
+class Clock:
+    """The check's deadline and cancellation, polled between steps of the work."""
+
+    def __init__(self, options: CheckOptions) -> None:
+        self.limit = options.time_limit
+        self.deadline = math.inf if options.time_limit is None else time.monotonic() + options.time_limit
+        self.cancel = options.cancel
+
+    def poll(self) -> None:
+        """Raise Cancelled or OutOfTime when the check must stop."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled
+        if time.monotonic() > self.deadline:
+            raise OutOfTime
 
 
 @dataclass
@@ -92,6 +121,7 @@ class Context:
 
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
+        self.clock = Clock(options)
         self.report = Reporter()
         self.evaluator = Evaluator(self.report)
         self.binder = Binder(self.evaluator, self.report)

@@ -16,6 +16,7 @@ def run(module: st.Module, ctx: Context) -> None:
     version(module, ctx)
     defined: dict[str, Span] = {}
     for item in module.items:
+        ctx.clock.poll()
         if isinstance(item, (st.Let, st.Block, st.Network)):
             _unique(ctx, item.name, item.name_span, defined)
         if isinstance(item, st.Let):

@@ -22,15 +22,16 @@ from netspec.registry import LAYERS, Problem
 from netspec.registry.base import article, fmt_shape
 
 MAX_LAYERS = 100_000  # after expanding blocks and repeats
-MAX_BLOCK_DEPTH = 32
+MAX_WORK = 3 * MAX_LAYERS  # calls and repeat iterations lowered, failed ones too (blocks are reused per key)
 MAX_BODY_DEPTH = 64  # bodies inside bodies, through blocks (as braces nest in one body); keeps the IR serializable
 
 Lowered = tuple[list[Any] | None, Shape | None]  # IR steps (None after an error) and the output shape
+Expansion = tuple[list[Any] | None, Shape | None, int]  # a block use lowered: steps, output shape, layers
 
 
 def run(module: st.Module, ctx: Context) -> None:
     ctx.parts.network_names = [x.name for x in module.items if isinstance(x, st.Network)]
-    lowering = Lowering(ctx)
+    lowering = Lowering(ctx, reusable(ctx.blocks))
     found = (lowering.network(x) for x in module.items if isinstance(x, st.Network))
     ctx.parts.networks = [n for n in found if n]
 
@@ -42,11 +43,15 @@ def _params(steps: list[Any]) -> int:
 class Lowering:
     """Lowers network bodies; counts layers and nesting across the whole spec."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, reusable: set[str] | None = None) -> None:
         self.ctx = ctx
         self.report = ctx.report
         self.layer_count = 0
+        self.work = 0  # calls and iterations lowered, failed ones included: bounds the check's time
         self.depth = 0  # bodies being lowered, one inside the other
+        self.reusable = reusable or set()  # blocks whose expansion does not depend on the uses around it
+        self.expanded: dict[tuple[str, str, Shape | None, int], Expansion] = {}
+        self.unknown: set[Span] = set()  # calls already reported as unknown layers
 
     def network(self, net: st.Network) -> ir.Network | None:
         steps = net.body.steps
@@ -138,13 +143,15 @@ class Lowering:
             )
 
     def _call(self, call: st.Call, shape: Shape | None, scope: dict[str, Any]) -> tuple[Any, Shape | None]:
-        if self.layer_count > MAX_LAYERS:  # blocks of blocks can expand exponentially: stop expanding
+        if self._spent(call.span):  # blocks of blocks can expand exponentially: stop expanding
             return None, None
         if call.name in self.ctx.blocks:
             return self._block_use(self.ctx.blocks[call.name], call, shape, scope)
         cls = LAYERS.get(call.name)
         if cls is None:
-            unknown_layer(self.ctx, call)
+            if call.span not in self.unknown:  # reported once, however often its block is expanded
+                self.unknown.add(call.span)
+                unknown_layer(self.ctx, call)
             return None, None
         self.layer_count += 1
         if self.layer_count > MAX_LAYERS:
@@ -174,8 +181,7 @@ class Lowering:
         args = block_args(self.ctx, block, call, scope)
         if args is None:
             return None, None
-        with self.report.inside(block.name, call.span):
-            steps, out = self.lower(block.body.steps, shape, {**self.ctx.constants, **args})
+        steps, out = self._expand(block, call, shape, args)
         if steps is None or shape is None or out is None:
             return None, out
         params = _params(steps)
@@ -190,11 +196,42 @@ class Lowering:
         )
         return node, out
 
+    def _expand(self, block: st.Block, call: st.Call, shape: Shape | None, args: dict[str, Any]) -> Lowered:
+        """The block's body lowered for these arguments and input shape: once per distinct use
+        (a block used twice by a block used twice... is checked once, not 2**n times)."""
+        key = (block.name, repr(sorted(args.items())), shape, self.depth) if block.name in self.reusable else None
+        if key is not None and key in self.expanded:
+            steps, out, layers = self.expanded[key]
+            self.layer_count += layers
+            if self.layer_count > MAX_LAYERS:
+                self._too_many_layers(call.span)
+                return None, None
+            return steps, out
+        before = self.layer_count
+        with self.report.inside(block.name, call.span):
+            steps, out = self.lower(block.body.steps, shape, {**self.ctx.constants, **args})
+        if key is not None:
+            self.expanded[key] = (steps, out, self.layer_count - before)
+        return steps, out
+
+    def _spent(self, span: Span) -> bool:
+        """Count one step of work; whether the check must stop expanding (the limit is reported)."""
+        self.work += 1
+        self.ctx.clock.poll()
+        if self.layer_count <= MAX_LAYERS and self.work <= MAX_WORK:
+            return False
+        self._too_many_layers(span)
+        return True
+
     def _cannot_expand(self, block: st.Block, call: st.Call) -> bool:
-        """Whether a use of `block` would recurse or nest too deeply (reported)."""
-        stack = self.report.stack
-        if any(name == block.name for name, _ in stack) or len(stack) >= MAX_BLOCK_DEPTH:
-            self.report("NS022", f"block `{block.name}` uses itself", call.span, "blocks cannot be recursive")
+        """Whether a use of `block` would recurse or nest too deeply (reported). Recursion is a block
+        that uses itself, directly or through others; a long chain of distinct blocks is only deep."""
+        cycle = [name for name, _ in self.report.stack]
+        if block.name in cycle:
+            through = cycle[cycle.index(block.name) + 1 :]
+            named = [f"`{n}`" for n in through[:3]] + ([f"{len(through) - 3} more"] if len(through) > 3 else [])
+            how = f" through {', '.join(named)}" if through else ""
+            self.report("NS022", f"block `{block.name}` uses itself{how}", call.span, "blocks cannot be recursive")
             return True
         return self._too_deep(call.span)
 
@@ -229,7 +266,7 @@ class Lowering:
         iterations: list[list[Any]] | None = []
         before = self.layer_count
         for i in range(count):
-            if self._foreseen_too_many(i, before, count):
+            if self._foreseen_too_many(i, before, count) or self._spent(step.span):
                 self._too_many_layers(step.span)
                 return None, None
             mark = self.layer_count
@@ -290,6 +327,41 @@ class Lowering:
                 where,
                 "use fewer or smaller repeats and blocks",
             )
+
+
+def reusable(blocks: dict[str, st.Block]) -> set[str]:
+    """The blocks that use no block recursively, directly or through others: their expansion depends
+    only on their arguments, input shape and depth, so one lowering serves every such use."""
+    uses = {name: set(_uses(block.body.steps)) & blocks.keys() for name, block in blocks.items()}
+    state: dict[str, bool | None] = {}  # None while being visited; then whether reusable
+    for root in uses:
+        if root in state:
+            continue
+        state[root] = None
+        stack = [(root, iter(uses[root]))]
+        while stack:
+            name, pending = stack[-1]
+            nxt = next(pending, None)
+            if nxt is None:
+                stack.pop()
+                state[name] = all(state.get(u) is True for u in uses[name])
+            elif nxt not in state:
+                state[nxt] = None
+                stack.append((nxt, iter(uses[nxt])))
+    return {name for name, ok in state.items() if ok}
+
+
+def _uses(steps: tuple[st.Step, ...]) -> list[str]:
+    """The names called in a body, nested bodies included."""
+    names: list[str] = []
+    bodies = [steps]
+    while bodies:
+        for step in bodies.pop():
+            if isinstance(step, st.Chain):
+                names.extend(call.name for call in step.calls)
+            elif isinstance(step, (st.Repeat, st.Residual)):
+                bodies.append(step.body.steps)
+    return names
 
 
 def _is_shape(value: Any) -> bool:
