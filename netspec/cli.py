@@ -434,10 +434,11 @@ def _run(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     from netspec.runtime.datasets import DataError
+    from netspec.runtime.lock import fresh_run_dir
     from netspec.runtime.loop import TrainingError, run
     from netspec.runtime.rundir import ResumeError
 
-    out = Path(args.resume or args.out or _default_run_dir(args.file))
+    out = Path(args.resume or args.out or fresh_run_dir(Path(args.file).stem))
     try:
         summary = run(result.program, _run_options(args, out, result.text))
     except DataError as e:
@@ -513,12 +514,6 @@ def _resume_command(args: argparse.Namespace, out: Path) -> str:
     words += ["--data-dir", args.data_dir] if args.data_dir else []
     words += ["--device", args.device] if args.device else []
     return shlex.join(words if same else [*words, "--resume", str(out)])
-
-
-def _default_run_dir(spec: str) -> Path:
-    import time
-
-    return Path("runs") / f"{Path(spec).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _print_result(summary: dict[str, Any], out: Path | None, fmt: str) -> None:

@@ -437,3 +437,13 @@ def test_a_run_killed_at_any_file_operation_resumes_exactly_or_is_refused(tmp_pa
         assert_same_run(tmp_path / "full", out)
         assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")], n
     assert time.monotonic() - started < 120
+
+
+def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from netspec.runtime.lock import fresh_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    first = fresh_run_dir("adder")
+    first.mkdir(parents=True)
+    second = fresh_run_dir("adder")
+    assert second != first and not second.exists() and second.name.startswith(first.name[:12])

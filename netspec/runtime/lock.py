@@ -45,6 +45,15 @@ def claim(out: Path, resume: bool, overwrite: bool) -> Iterator[None]:
         os.close(fd)  # closing the file releases the lock
 
 
+def fresh_run_dir(stem: str) -> Path:
+    """runs/<stem>-<timestamp>, with -2, -3, ... when runs started in the same second."""
+    import time
+
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    names = (base if i == 1 else f"{base}-{i}" for i in range(1, 10**6))
+    return next(Path("runs") / n for n in names if not (Path("runs") / n).exists())
+
+
 def _lock(fd: int, out: Path) -> None:
     import fcntl
 
