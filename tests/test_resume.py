@@ -447,3 +447,31 @@ def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch: pyte
     first.mkdir(parents=True)
     second = fresh_run_dir("adder")
     assert second != first and not second.exists() and second.name.startswith(first.name[:12])
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    original, calls = interrupts.check, {"n": 0}
+
+    def twice() -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # raises here, not at the next safe point
+        original()
+
+    monkeypatch.setattr(interrupts, "check", twice)
+    cut = tmp_path / "cut"
+    assert run(spec_file(tmp_path), "--set", LIMIT, "--out", str(cut)) == 130
+    assert "nothing was saved" in capsys.readouterr().err and not (cut / "state.json").exists()
+
+
+def test_data_loader_workers_leave_signals_to_the_main_process() -> None:
+    previous = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    try:
+        interrupts.ignore_in_worker(0)
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in interrupts.SIGNALS)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -2,7 +2,8 @@
 
 While `deferred()` is active, either signal only sets a flag; the training loop calls `check()`
 after each step, which raises `Interrupted` there, so that a checkpoint is always taken between
-two steps, never in the middle of one. Before training (loading data), `terminating()` makes
+two steps, never in the middle of one. The same signal a second time raises at once (marked
+`at_once`: no checkpoint is taken then, the last one stays). Before training (loading data), `terminating()` makes
 SIGTERM raise `Interrupted` at once, as SIGINT raises KeyboardInterrupt. The command line exits
 with 128 + the signal's number (130, 143).
 """
@@ -21,9 +22,10 @@ _pending: list[int] = []
 class Interrupted(KeyboardInterrupt):
     """A run was stopped by a signal; `signum` is the signal."""
 
-    def __init__(self, signum: int = signal.SIGINT) -> None:
+    def __init__(self, signum: int = signal.SIGINT, at_once: bool = False) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.at_once = at_once  # a second signal: raised wherever the run was, not at a safe point
 
 
 def check() -> None:
@@ -35,7 +37,16 @@ def check() -> None:
 
 
 def _note(signum: int, frame: Any) -> None:
+    if signum in _pending:  # the same signal twice (Ctrl-C, Ctrl-C): stop at once
+        raise Interrupted(signum, at_once=True)
     _pending.append(signum)
+
+
+def ignore_in_worker(worker_id: int) -> None:
+    """A DataLoader worker's start: Ctrl-C in a terminal reaches the whole process group, but the main
+    process decides when to stop; a worker that died of it would break the next batch."""
+    for s in SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def _raise(signum: int, frame: Any) -> None:

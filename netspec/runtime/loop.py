@@ -194,6 +194,7 @@ def batches(
         collate_fn=vdata.collate,
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # workers' seeds must not come from (and advance) the global generator
+        worker_init_fn=interrupts.ignore_in_worker,
     )
     for idx, (x, error) in zip(slices, loader):
         if error is not None:
@@ -482,8 +483,8 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
         try:
             with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
                 train_loss = train_epoch(exp, g, state, steps.wrap(on_step))
-        except KeyboardInterrupt:  # raised between two steps: save the position in the epoch
-            if out is not None and state.batch:
+        except KeyboardInterrupt as e:  # raised between two steps: save the position in the epoch
+            if out is not None and state.batch and not getattr(e, "at_once", False):
                 artifacts.write_steps(out, steps.rows)
                 checkpoint.save(out, exp, state, g, exp.epoch_rng)
             raise
