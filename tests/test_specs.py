@@ -407,3 +407,125 @@ def test_a_closed_pipe_is_quiet() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+# --- bounded resources (issue 11) ------------------------------------------------------------------
+
+MNIST = (ROOT / "specs" / "mnist.net").read_text(encoding="utf-8")
+
+
+def _blocks(n: int, leaf: str = "relu", fan: int = 2) -> str:
+    """B0 is `leaf`; each B{k} uses B{k-1} `fan` times; the network uses the last one."""
+    uses = lambda k: " -> ".join([f"B{k - 1}"] * fan)  # noqa: E731
+    blocks = f"block B0 {{ {leaf} }}\n" + "".join(f"block B{k} {{ {uses(k)} }}\n" for k in range(1, n))
+    return blocks + MNIST.replace("    flatten\n", f"    flatten\n    B{n - 1}\n")
+
+
+def _timed(text: str, **options: object) -> tuple[float, list[str], list[str]]:
+    from time import perf_counter
+
+    from netspec.ir.check import CheckOptions
+
+    start = perf_counter()
+    result = compile_text(text, options=CheckOptions(**options))  # type: ignore[arg-type]
+    return perf_counter() - start, [d.code for d in result.diagnostics], [d.message for d in result.diagnostics]
+
+
+def test_exponential_block_expansion_is_checked_once_per_use() -> None:
+    seconds, codes, messages = _timed(_blocks(35))  # 2**34 layers written in 837 characters
+    assert seconds < 5 and codes == ["NS060"], (seconds, messages)
+    seconds, codes, messages = _timed(_blocks(18, leaf="reluu"))  # the error is reported once, not 2**17 times
+    assert seconds < 5 and codes == ["NS010"] and "unknown layer `reluu`" in messages[0], (seconds, messages)
+    assert "did you mean `relu`?" in compile_text(_blocks(18, leaf="reluu")).diagnostics[0].hint  # type: ignore[operator]
+
+
+def test_expansion_work_is_bounded_when_blocks_recurse() -> None:
+    """A recursive block cannot be reused (its expansion depends on the uses around it): the work
+    counter (failed calls included) bounds it instead."""
+    n = 25
+    blocks = "block B0 { reluu -> B0 -> B1 }\n" + "".join(
+        f"block B{k} {{ B{k + 1} -> B{k + 1} }}\n" for k in range(1, n)
+    )
+    text = blocks + f"block B{n} {{ B0 -> B0 }}\n" + MNIST.replace("    flatten\n", "    flatten\n    B0\n")
+    seconds, codes, messages = _timed(text)
+    assert seconds < 20 and {"NS010", "NS022", "NS060"} <= set(codes), (seconds, messages)
+    assert any("block `B0` uses itself through `B1`, `B2`, `B3`, 22 more" in m for m in messages), messages
+
+
+def test_a_long_chain_of_distinct_blocks_is_not_recursion() -> None:
+    result = compile_text(_blocks(33, fan=1))
+    assert result.ok, [d.message for d in result.diagnostics]
+    deep = compile_text(_blocks(70, fan=1))  # deeper than the body limit: a located depth error, not recursion
+    assert [d.code for d in deep.diagnostics] == ["NS022"]
+    assert "nested more than 64 levels deep" in deep.diagnostics[0].message and deep.diagnostics[0].line > 1
+    direct = compile_text("block A { B }\nblock B { A }\n" + MNIST.replace("    flatten\n", "    flatten\n    A\n"))
+    assert any("block `A` uses itself through `B`" in d.message for d in direct.diagnostics)
+
+
+def test_a_check_past_its_time_limit_says_so_and_cancellation_stops_it() -> None:
+    import threading
+
+    from netspec.ir.check import Cancelled, CheckOptions
+
+    slow = MNIST.replace("    flatten\n", "    flatten\n    repeat 49000 { dense(4) -> relu }\n")
+    seconds, codes, messages = _timed(slow, time_limit=0.1)
+    assert seconds < 2 and codes == ["NS061"] and "checking stopped after 0.1 s" in messages[0], (seconds, messages)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        compile_text(slow, options=CheckOptions(cancel=cancel))
+
+
+def test_a_byte_order_mark_is_accepted_and_positions_stay_right(tmp_path: Path) -> None:
+    text = "let x = y\n" + MNIST
+    path = tmp_path / "bom.net"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    with_bom, without = compile_file(str(path)), compile_text(text, str(path))
+    assert [d.code for d in with_bom.diagnostics] == ["NS020"]
+    assert with_bom.diagnostics == without.diagnostics  # same lines and columns as without the mark
+    in_editor = compile_text("\ufeff" + text, str(path))  # an editor's buffer that kept it: columns of that text
+    assert [(d.code, d.line, d.column) for d in in_editor.diagnostics] == [("NS020", 1, 10)]
+
+
+def test_control_characters_are_escaped_in_text_output_not_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a\x1b[2Jb.net"
+    path.write_text(MNIST.replace("dense(10)", 'dense(10, bias="\\u001b[31mred")'), encoding="utf-8")
+    assert main(["check", str(path), "--set", "train.loss=\x1b]0;x\x07"]) == 1
+    out, _ = capsys.readouterr()
+    assert "\x1b" not in out and "\x07" not in out, out
+    assert "a\\x1b[2Jb.net" in out and "\\x1b[31mred" in out, out
+    assert main(["check", str(path), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr()[0])
+    assert any("\x1b[31mred" in d["message"] for d in data) and "\x1b[2J" in data[0]["file"]
+
+
+@pytest.mark.parametrize("command", ["check", "lsp"])
+def test_a_400_digit_max_memory_is_a_usage_error(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [command, "--max-memory", "9" * 400] + ([str(SPECS[0])] if command == "check" else [])
+    assert main(args) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("netspec: error: size too large") and "Traceback" not in err, err
+
+
+def test_what_check_accepts_at_the_deepest_nesting_emits() -> None:
+    pytest.importorskip("torch")
+    from netspec.emit import emit
+
+    nested = "    residual {\n" * 40 + "    repeat 1 {\n" * 22 + "relu\n" + "}\n" * 62
+    blocks = "block C0(k=1) { relu }\n" + "".join(
+        f"block C{i}(k=1) {{ residual {{ C{i - 1}(k) }} }}\n" for i in range(1, 31)
+    )
+    for text in (
+        MNIST.replace("    flatten\n", "    flatten\n" + nested),
+        blocks + MNIST.replace("    flatten\n", "    flatten\n    residual { C30(2) }\n"),
+    ):
+        result = compile_text(text)
+        assert result.ok and result.program is not None, [d.message for d in result.diagnostics]
+        script = emit(result.program)
+        compile(script, "<emitted>", "exec")  # Python parses it (nesting and indentation within its limits)
+    too_deep = compile_text(
+        MNIST.replace("    flatten\n", "    flatten\n" + "    residual {\n" * 64 + "relu\n" + "}\n" * 64)
+    )
+    assert [d.code for d in too_deep.diagnostics] in (["NS005"], ["NS022"]) and too_deep.diagnostics[0].line > 1
