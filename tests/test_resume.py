@@ -156,7 +156,7 @@ def test_another_network_names_the_layers_that_differ(part: Path, tmp_path: Path
     before = snapshot(part)
     assert run(other, "--resume", str(part)) == 1
     err = capsys.readouterr().err
-    assert "layer 1" in err and "units: recorded 16, now 8" in err and "state_dict" not in err
+    assert "network Adder, layer 1.units: recorded 16, now 8" in err and "state_dict" not in err
     assert snapshot(part) == before
 
 
@@ -475,3 +475,14 @@ def test_data_loader_workers_leave_signals_to_the_main_process() -> None:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def test_a_run_directory_with_out_starts_a_new_run_of_the_recorded_spec(full: Path, part: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert run(str(part), "--set", "train.epochs=3", "--out", str(again)) == 0
+    assert_same_run(full, again)
+    assert json.loads((again / "overrides.json").read_text())["overrides"] == [
+        LIMIT,
+        "train.epochs=1",
+        "train.epochs=3",
+    ]

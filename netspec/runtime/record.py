@@ -5,7 +5,7 @@ comment, `overrides.json` the same overrides as a list (and the directory of the
 which its relative paths are relative to), `spec.json` the checked IR. `netspec run
 RUN_DIR` and `netspec check RUN_DIR` compile `spec.net` with `overrides.json`; `--resume` refuses a
 spec whose IR differs from `spec.json` in anything but the run's length (`train.epochs`,
-`train.steps`) and `train.device`. Torch-free: `netspec check` reads it.
+`train.steps`), `train.device` and `train.compile`. Torch-free: `netspec check` reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from netspec.language.files import read_bounded, write_atomic
 
 SPEC, OVERRIDES, IR = "spec.net", "overrides.json", "spec.json"
 MAX_BYTES = 16 * 2**20
-MAY_CHANGE = {("train", "epochs"), ("train", "steps"), ("train", "device")}
+MAY_CHANGE = {("train", "epochs"), ("train", "steps"), ("train", "device"), ("train", "compile")}
 
 
 class ResumeError(Exception):
@@ -71,11 +71,18 @@ def check_compatible(out: Path, program: Program) -> None:
     except (OSError, ValueError) as e:
         raise ResumeError(f"{out / IR} is damaged ({e})") from None
     changes = differences(_plain(saved), _plain(program.model_dump(mode="json")))
+    names = (
+        [str(n.get("name")) for n in saved.get("networks", []) if isinstance(n, dict)]
+        if isinstance(saved, dict)
+        else []
+    )
+    for i, name in enumerate(names):  # `network #1` by the name the spec gives it
+        changes = [c.replace(f"network #{i + 1},", f"network {name},") for c in changes]
     if changes:
         shown = "; ".join(changes[:6]) + ("; ..." if len(changes) > 6 else "")
         raise ResumeError(
-            f"the run in {out} does not fit this spec: {shown} (only train.epochs, train.steps "
-            "and train.device may change when resuming)"
+            f"the run in {out} does not fit this spec: {shown} (only train.epochs, train.steps, "
+            "train.device and train.compile may change when resuming)"
         )
 
 
