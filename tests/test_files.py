@@ -124,3 +124,19 @@ def test_read_bounded(tmp_path: Path) -> None:
     assert read_bounded(path, 10) == b"x" * 10
     with pytest.raises(TooLarge):
         read_bounded(path, 9)
+
+
+def test_emit_to_dev_stdout_writes_to_the_pipe() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "netspec", "emit", "specs/addition.net", "-o", "/dev/stdout"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "def " in done.stdout and done.stderr == ""

@@ -63,12 +63,11 @@ def operation(name: str, path: str | os.PathLike[str]) -> None:
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     """Replace `path` with `data` atomically (see the module's docstring)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     try:
-        if target.exists() and not target.is_file():  # a device or a FIFO: write it, no rename
-            _write_plain(target, payload)
+        if os.path.exists(path) and not os.path.isfile(path):  # a device, a FIFO, /dev/stdout: no rename
+            _write_plain(Path(path), payload)
         else:
-            _replace(target, payload)
+            _replace(Path(os.path.realpath(path)) if os.path.islink(path) else Path(path), payload)
     except WriteError:
         raise
     except OSError as e:
