@@ -58,12 +58,6 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     write_atomic(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
 def model_state(exp: Checkpointed) -> dict[str, torch.Tensor]:
     model = getattr(exp.model, "_orig_mod", exp.model)  # unwrap torch.compile
     return dict(model.state_dict())
