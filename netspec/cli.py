@@ -27,7 +27,7 @@ EXAMPLES = {
     "  netspec fmt --check specs/*.net        # exit 1 if any file would change (for CI)",
     "schema": "netspec schema > netspec-ir.schema.json",
     "run": "netspec run specs/mnist.net\n  netspec run specs/mnist.net --set train.epochs=1 --out runs/quick\n"
-    "  netspec run specs/mnist.net --resume runs/quick --set train.epochs=3   # continue a run",
+    "  netspec run runs/quick --set train.epochs=3   # continue a run: its spec and --set are recorded",
     "eval": "netspec eval specs/mnist.net --weights runs/quick/model.safetensors",
     "predict": "netspec predict specs/mnist.net --weights runs/quick/model.safetensors digit.png more.npy",
     "emit": "netspec emit specs/mnist.net --target pytorch -o mnist.py && python mnist.py --epochs 1\n"
