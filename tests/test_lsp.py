@@ -597,6 +597,109 @@ def test_survives_garbage_invalid_json_and_unknown_methods(raw_server: RawServer
     assert not re.search(r"textDocument/\w+ failed", log), log  # the garbage never reached a handler
 
 
+# --- bounded checks (issue 11): a real client against a server with a 1 s check budget -------------
+
+BOUNDED = ClientServerConfig(
+    server_command=[
+        sys.executable,
+        "-c",
+        "import os, sys; os.environ['NETSPEC_LSP_CHECK_SECONDS'] = '1'; from netspec.cli import main; "
+        "sys.exit(main(['lsp']))",
+    ],
+    client_factory=make_client,
+)
+MNIST_TEXT = (ROOT / "specs" / "mnist.net").read_text(encoding="utf-8")
+
+
+def _block_chain(n: int, leaf: str) -> str:
+    blocks = f"block B0 {{ {leaf} }}\n" + "".join(f"block B{k} {{ B{k - 1} -> B{k - 1} }}\n" for k in range(1, n))
+    return blocks + MNIST_TEXT.replace("    flatten\n", f"    flatten\n    B{n - 1}\n")
+
+
+SLOW_TEXT = (  # 99,000 layers: seconds of checking without a budget
+    "network N {\n    input [4, 8, 8]\n    repeat 33000 { conv2d(4, kernel=3, padding=1) -> batchnorm -> relu }\n}\n"
+)
+
+
+@pytest_lsp.fixture(config=BOUNDED, scope="module")
+async def bounded(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("visual-studio-code"), root_uri=ROOT.as_uri())
+    )
+    yield
+    await asyncio.wait_for(lsp_client.shutdown_session(), TIMEOUT)
+
+
+@aio
+async def test_documents_that_expand_exponentially_do_not_freeze_the_server(bounded: LanguageClient) -> None:
+    client = bounded
+    for text, code in ((_block_chain(35, "relu"), "NS060"), (_block_chain(18, "reluu"), "NS010")):
+        uri = open_doc(client, text, "blocks")
+        assert code in [d.code for d in await published(client, uri, 1)]
+    uri = open_doc(client, MNIST_TEXT, "after")  # the checker thread is still there for the next document
+    assert [d.code for d in await published(client, uri, 1)] == []
+    assert "[20, 24, 24]" in (await hover(client, uri, pos(MNIST_TEXT, "conv2d(20", 2)) or "")
+    items = await asyncio.wait_for(
+        client.text_document_completion_async(
+            types.CompletionParams(text_document=doc_id(uri), position=pos(MNIST_TEXT, "relu"))
+        ),
+        TIMEOUT,
+    )
+    assert items is not None
+
+
+@aio
+async def test_a_check_over_its_budget_reports_it_and_a_newer_edit_supersedes_it(bounded: LanguageClient) -> None:
+    client = bounded
+    start = time.monotonic()
+    uri = open_doc(client, SLOW_TEXT, "slow")
+    diagnostics = await published(client, uri, 1)
+    assert [d.code for d in diagnostics] == ["NS061"] and "checking stopped after 1 s" in diagnostics[0].message
+    assert time.monotonic() - start < 1 + 5
+    uri = open_doc(client, SLOW_TEXT, "superseded")
+    await asyncio.sleep(0.2)  # the slow check is running
+    start = time.monotonic()
+    change(client, uri, 2, None, MNIST_TEXT)
+    assert [d.code for d in await published(client, uri, 2)] == []
+    assert time.monotonic() - start < 0.9  # the running check was cancelled, not waited for (1 s budget)
+    assert all(p.version == 2 for p in client.published if p.uri == uri)  # type: ignore[attr-defined]
+    # a hover right after an edit waits for the checker thread (never checks on the event loop) and sees the edit
+    change(client, uri, 3, None, MNIST_TEXT.replace("conv2d(20", "conv2d(30"))
+    assert "[30, 24, 24]" in (await hover(client, uri, pos(MNIST_TEXT, "conv2d(20", 2)) or "")
+
+
+def test_a_wrong_content_length_or_malformed_json_is_survived_without_tracebacks(raw_server: RawServer) -> None:
+    """One message framed wrongly used to leave the server deaf (a long length swallowed what followed;
+    a short one spoiled the next header): it resynchronises on the next `Content-Length:` header."""
+    s = raw_server
+    s.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": None, "capabilities": {}}})
+    assert "capabilities" in s.response(1)["result"]
+    s.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    symbols = {"textDocument": {"uri": "file:///never-opened.net"}}
+
+    def request(msg_id: int, delta: int = 0) -> None:
+        body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": "textDocument/documentSymbol", "params": symbols})
+        s.raw(b"Content-Length: %d\r\n\r\n" % (len(body) + delta) + body.encode())
+
+    request(2, +1000)  # too long: the server must not wait for 1000 bytes that never come
+    request(3)
+    assert s.response(3)["result"] == []
+    request(4, -10)  # too short
+    request(5)
+    assert s.response(5)["result"] == []
+    s.raw(b"Content-Length: 12\r\n\r\n{not json}\r\n")
+    s.raw(b'Content-Length: 99999999\r\nContent-Type: x\r\n\r\n{"half')
+    request(6)
+    assert s.response(6)["result"] == []
+    s.send({"jsonrpc": "2.0", "id": 7, "method": "shutdown"})
+    assert s.response(7)["result"] is None
+    s.send({"jsonrpc": "2.0", "method": "exit"})
+    assert s.proc.wait(10) == 0
+    time.sleep(0.1)
+    log = b"".join(s.stderr).decode("utf-8", "replace")
+    assert "Traceback" not in log and "resynchronised" in log, log
+
+
 # --- the conversion functions ----------------------------------------------------------------------
 
 
