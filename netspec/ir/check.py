@@ -12,7 +12,7 @@ from typing import Callable
 
 from netspec.ir import nodes as ir
 from netspec.ir.checks import cross, declare, memory, networks, sections
-from netspec.ir.checks.context import TOP, Cancelled, CheckOptions, Context, OutOfTime, Trace
+from netspec.ir.checks.context import Cancelled, CheckOptions, Context, OutOfTime, Trace
 from netspec.ir.values import jsonable
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, has_errors
@@ -43,7 +43,7 @@ def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.P
 
 
 def _out_of_time(ctx: Context) -> None:
-    where = ctx.report.stack[0][1] if ctx.report.stack else TOP
+    where = ctx.report.stack[0][1] if ctx.report.stack else ctx.where
     with ctx.report.outside_blocks():
         ctx.report(
             "NS061",

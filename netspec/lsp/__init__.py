@@ -15,7 +15,9 @@ Modules, as pygls' examples are organised:
 - ``scope``: the document's names from its syntax tree, and what the call at the cursor calls
 - ``describe``: what a name means where it is written, and its markdown
 - one module per feature: ``hover``, ``completion``, ``definition``, ``symbols``, ``signature``, ``formatting``
-- ``server``: the protocol, ``NetspecServer`` (the checker runs in a worker thread) and ``serve``
+- ``server``: the protocol, ``NetspecServer`` (the checker runs in a worker thread, with a time budget,
+  cancelled by a newer edit; requests that need a check await it) and ``serve``
+- ``framing``: reading ``Content-Length`` framed messages from stdin, resynchronising after a wrong one
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The server: pygls' protocol and server, the open documents, the checker thread and the handlers.
 
 Diagnostics are exactly those of ``netspec check`` (the same pipeline, codes, messages and hints),
-published on open and after every change, computed in a worker thread off the event loop. The server
+published on open and after every change, computed in a worker thread off the event loop: a newer edit
+cancels the running check of its document, a check past ``NETSPEC_LSP_CHECK_SECONDS`` (10 s) reports
+NS061, and hover, definition and symbols await the check instead of running one on the loop. The server
 never dies on bad input: every handler is wrapped so that an exception becomes a logged error (and an
 empty answer), malformed requests get an error response, unknown methods get "method not found", and
 garbage on stdin is skipped.
@@ -295,6 +297,7 @@ class NetspecServer(LanguageServer):
         except Cancelled:
             log.debug("the check of %s was superseded", uri)
         except Exception as exc:
+            self._wake(uri, self.analyses.get(uri))  # requests waiting for it get the last analysis
             log.exception("checking %s failed", uri)
             self._log_client(f"netspec: checking {uri} failed: {type(exc).__name__}: {exc}")
         finally:

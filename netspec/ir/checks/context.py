@@ -122,6 +122,7 @@ class Context:
     def __init__(self, options: CheckOptions) -> None:
         self.options = options
         self.clock = Clock(options)
+        self.where = TOP  # what is being checked (a network's name): where running out of time is reported
         self.report = Reporter()
         self.evaluator = Evaluator(self.report)
         self.binder = Binder(self.evaluator, self.report)

@@ -58,6 +58,7 @@ class Lowering:
         if not steps or not isinstance(steps[0], st.Input):
             self._no_input(net)
             return None
+        self.ctx.where = net.name_span
         shape = self._input_shape(steps[0])
         self.ctx.trace.inputs[net.name] = steps[0].span
         lowered, out = self.lower(steps[1:], shape, self.ctx.constants)
