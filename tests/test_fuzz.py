@@ -414,6 +414,26 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
         + VALID.replace("    flatten\n", "    flatten\n    B30\n")
     ).encode(),
     "empty_repeats": lambda: VALID.replace("    flatten\n", "    repeat 100000 { repeat 100000 { } }\n").encode(),
+    # 837 characters that expand to 2**34 layers (hung for minutes), and with a misspelled leaf
+    "exponential_blocks": lambda: (
+        "block B0 { relu }\n"
+        + "".join(f"block B{k} {{ B{k - 1} -> B{k - 1} }}\n" for k in range(1, 35))
+        + VALID.replace("    flatten\n", "    flatten\n    B34\n")
+    ).encode(),
+    "misspelled_leaf_blocks": lambda: (
+        "block B0 { reluu }\n"
+        + "".join(f"block B{k} {{ B{k - 1} -> B{k - 1} }}\n" for k in range(1, 35))
+        + VALID.replace("    flatten\n", "    flatten\n    B34\n")
+    ).encode(),
+    "recursive_fan_out": lambda: (
+        "block B0 { reluu -> B0 -> B1 }\n"
+        + "".join(f"block B{k} {{ B{k + 1} -> B{k + 1} }}\n" for k in range(1, 25))
+        + "block B25 { B0 -> B0 }\n"
+        + VALID.replace("    flatten\n", "    flatten\n    B0\n")
+    ).encode(),
+    "byte_order_mark_and_escapes": lambda: (
+        b"\xef\xbb\xbf" + VALID.replace("dense(10)", 'dense(10, bias="\\u001b[2J\\u0007")').encode()
+    ),
 }
 SECONDS = 120  # a hang guard, not a speed goal (speed is measured in bench/): each takes a few seconds
 SLOW = {"long_sum"}  # about 3 s (200,000 tokens)
@@ -440,6 +460,7 @@ def test_hostile_file_gets_diagnostics(
             assert all(d["line"] >= 1 and d["column"] >= 1 for d in data)
         else:
             assert "error[NS" in out and out.rstrip().endswith(("error", "errors", "warning", "warnings"))
+            assert "\x1b" not in out and "\x07" not in out  # escaped, never sent to the terminal
     if name in SLOW:
         return
     assert main(["summary", str(path)]) == 1
