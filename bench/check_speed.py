@@ -3,7 +3,9 @@
 (a) start-up: wall time of `netspec check specs/mnist.net` as a subprocess against
     `python -c "import torch"` (goal: under a quarter of it, so editors can check on save);
 (b) throughput: parse+check and parse-only of a large generated spec, in-process
-    (goal: at least 10,000 lines/s).
+    (goal: at least 10,000 lines/s);
+(c) hostile inputs (issue 11): blocks that expand to 2**34 layers, and 100,000 `let` lines with an
+    error each, checked and rendered (goal: under 5 s each).
 
 Standard library and netspec only. Prints a table; exits 0 whatever the numbers.
 """
@@ -160,6 +162,8 @@ def main() -> int:
         (f"parse only, {n:,} lines", f"{seconds * 1000:.0f} ms", f"{rate:,.0f} lines/s", _ok(rate >= THROUGHPUT_GOAL))
     )
 
+    rows += hostile(compile_text)
+
     widths = [max(len(r[i]) for r in rows + [("measure", "time", "rate/goal", "ok")]) for i in range(4)]
     header = ("measure", "time", "rate/goal", "ok")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
@@ -171,6 +175,34 @@ def main() -> int:
         f"(python {sys.version.split()[0]}, median of {args.runs} runs, best of {args.repeats})"
     )
     return 0
+
+
+HOSTILE_GOAL = 5.0  # seconds
+
+
+def hostile(compile_text: object) -> list[tuple[str, str, str, str]]:
+    """Check and render the inputs that were exponential or quadratic (issue 11)."""
+    import itertools
+    import string
+
+    from netspec.language.diagnostics import render_all
+    from netspec.language.syntax import KEYWORDS
+
+    mnist = SPEC.read_text(encoding="utf-8")
+    chain = "block B0 { relu }\n" + "".join(f"block B{k} {{ B{k - 1} -> B{k - 1} }}\n" for k in range(1, 35))
+    names = ("".join(t) for t in itertools.product(string.ascii_letters, repeat=3))
+    lets = "".join(f"let {n}=x\n" for n in itertools.islice((n for n in names if n.lower() not in KEYWORDS), 100_000))
+    rows = []
+    for label, text in (
+        ("35 blocks, each using the next twice", chain + mnist.replace("    flatten\n", "    flatten\n    B34\n")),
+        ("100,000 `let` lines with errors", lets),
+    ):
+        start = time.perf_counter()
+        result = compile_text(text, "<bench>")  # type: ignore[operator]
+        render_all(result.diagnostics, {"<bench>": text})
+        seconds = time.perf_counter() - start
+        rows.append((label, f"{seconds * 1000:.0f} ms", f"< {HOSTILE_GOAL:g} s", _ok(seconds < HOSTILE_GOAL)))
+    return rows
 
 
 def _ms(seconds: float | None) -> str:
