@@ -70,6 +70,7 @@ class Reporter:
         self.diagnostics: list[Diagnostic] = []
         self._seen: set[tuple[str, int, int, str]] = set()
         self.stack: list[tuple[str, Span]] = []  # block uses being expanded, outermost first
+        self._found: set[tuple[str, str]] = set()  # answers of `already` that were yes
 
     def __call__(
         self, code: str, message: str, span: Span, hint: str | None = None, severity: Severity = "error"
@@ -84,8 +85,14 @@ class Reporter:
             self.diagnostics.append(make(code, message, span, hint, severity))
 
     def already(self, code: str, words: str) -> bool:
-        """Whether a `code` diagnostic saying `words` was reported (for problems reported once)."""
-        return any(d.code == code and words in d.message for d in self.diagnostics)
+        """Whether a `code` diagnostic saying `words` was reported (for problems reported once). A found
+        one is remembered: asked again and again (every body too deep), this stays linear."""
+        if (code, words) in self._found:
+            return True
+        found = any(d.code == code and words in d.message for d in self.diagnostics)
+        if found:
+            self._found.add((code, words))
+        return found
 
     @contextmanager
     def inside(self, block: str, use: Span) -> Iterator[None]:
