@@ -538,7 +538,8 @@ def finish(out: Path | None, exp: Experiment, state: State, seconds: float, opti
     summary = _summary(exp, state, test, seconds, options)
     if out is not None:
         artifacts.save_final(out, exp, summary)
-        artifacts.plots(out, state.rows, _test_plots(exp, predictions))
+        drawn = (out / "curves.png").exists()  # after the last epoch, from the same rows
+        artifacts.plots(out, state.rows, _test_plots(exp, predictions), curves=not drawn)
     return summary
 
 

@@ -135,14 +135,16 @@ def save_final(out: Path, exp: Checkpointed, summary: dict[str, Any]) -> None:
     write_atomic(out / "summary.json", json.dumps(summary, indent=2))
 
 
-def plots(out: Path, rows: list[dict[str, float]], test: dict[str, Any] | None) -> None:
-    """Learning curves; with `test` (probabilities, labels, classes, the first inputs), the confusion
-    matrix and, of images, a grid of predictions."""
+def plots(out: Path, rows: list[dict[str, float]], test: dict[str, Any] | None, curves: bool = True) -> None:
+    """Learning curves (unless `curves` is false: drawn after the last epoch already); with `test`
+    (probabilities, labels, classes, the first inputs), the confusion matrix and, of images, a grid
+    of predictions."""
     try:
         from netspec.runtime import plots as draw
     except ImportError:  # matplotlib is optional for running
         return
-    draw.curves(out / "curves.png", rows, read_steps(out))
+    if curves:
+        draw.curves(out / "curves.png", rows, read_steps(out))
     if test is None:
         return
     draw.confusion(out / "confusion.png", test["predictions"], test["y"], test["classes"])
