@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-# Linux: the CPU build (a plain `torch` from PyPI pulls a multi-GB CUDA build); elsewhere PyPI's is the CPU build.
-# `make test TORCH_INDEX=` installs from PyPI (or a mirror configured for pip) instead.
-TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),https://download.pytorch.org/whl/cpu)
+# Where torch comes from: by default pip's own configuration (PyPI, or the local wheels and mirrors
+# a machine sets up, as this project's CI machines do). On a Linux machine that reaches PyPI only,
+# PyPI's torch is a multi-GB CUDA build: `make run TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# takes the CPU build instead.
+TORCH_INDEX ?=
 DATA_DIR ?=
 
 .PHONY: venv run test test-fast lint typecheck golden docs bench

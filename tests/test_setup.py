@@ -40,8 +40,9 @@ def test_a_fresh_clone_gets_a_venv_with_the_cpu_torch_first(tmp_path: Path, targ
     torch = _index(lines, "pip install -q torch==2.13.0")
     netspec = _index(lines, 'pip install -q -e ".[dev]"')
     assert venv < torch < netspec
-    if os.uname().sysname == "Linux":
-        assert "--index-url https://download.pytorch.org/whl/cpu" in lines[torch]
+    assert "--index-url" not in lines[torch]  # pip's own configuration: CI machines reach only PyPI and local wheels
+    cpu = _dry_run(tmp_path, target, "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in cpu[_index(cpu, "pip install -q torch==2.13.0")]
     after = lines[netspec + 1 :]
     assert all(".venv/bin/python" in line for line in after if line.startswith((".venv", "python")))
 
@@ -125,10 +126,11 @@ def test_the_language_guides_example_is_specs_mnist_net() -> None:
     assert _code(example) == _code((ROOT / "specs" / "mnist.net").read_text())
 
 
-def test_the_readme_makes_no_timing_claims_and_marks_them_for_measurement() -> None:
+def test_the_readmes_timings_are_measured_figures_not_claims() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "60 seconds" not in readme and "in seconds" not in readme
-    assert "<!-- MEASURE:" in readme
+    assert "<!-- MEASURE:" not in readme  # every timing was measured and is stated with its machine
+    assert readme.count("Measured on") >= 2
 
 
 def test_every_path_in_the_readmes_how_it_is_built_table_exists() -> None:
