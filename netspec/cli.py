@@ -353,13 +353,14 @@ def cmd_lsp(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
+    from netspec.language.files import read_bounded
     from netspec.tools import docs
 
     target = args.write or args.check
     if not target:
         sys.stdout.write(docs.reference())
         return 0
-    text = Path(target).read_text(encoding="utf-8")
+    text = read_bounded(target, 16 * 1024 * 1024).decode("utf-8", "replace")
     try:
         fresh = docs.update(text)
     except ValueError as e:

@@ -140,3 +140,19 @@ def test_emit_to_dev_stdout_writes_to_the_pipe() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "def " in done.stdout and done.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["check", "fmt", "emit", "summary"])
+def test_a_device_or_a_fifo_as_a_spec_is_refused_not_read(tmp_path: Path, command: str) -> None:
+    """`check /dev/zero` read 4.8 GB before the size limit applied; a FIFO blocked for ever."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "spec.net"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo), str(tmp_path)):
+        done = subprocess.run(
+            [sys.executable, "-m", "netspec", command, path], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2, (path, done.stderr)
+        assert f"cannot read {path}: " in done.stderr and "Traceback" not in done.stderr

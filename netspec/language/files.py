@@ -132,10 +132,25 @@ class TooLarge(OSError):
     """A file is larger than a reader accepts."""
 
 
+class NotAFile(OSError):
+    """A path that is a device, a FIFO, a socket or a folder, where a regular file was expected."""
+
+
 def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of `path`, refusing a file over `limit` bytes without reading it all."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
+    """The bytes of `path`, refusing a file over `limit` bytes without reading it all, and
+    anything but a regular file (`/dev/zero` would never end, a FIFO would block) without
+    reading it at all: opened without blocking, then checked."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a FIFO or a socket)"
+            raise NotAFile(22, what, os.fspath(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise TooLarge(27, f"larger than {limit} bytes", os.fspath(path))
     return data

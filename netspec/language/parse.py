@@ -24,6 +24,7 @@ from lark.lexer import BasicLexer, LexerThread
 
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, make
+from netspec.language.files import read_bounded
 from netspec.language.span import Span
 from netspec.language.syntax_errors import _KEYWORD_TYPES, _tok_span, syntax_error
 
@@ -303,8 +304,9 @@ class ToSyntax:
 
 
 def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
-    """Read a spec as UTF-8. Undecodable bytes are a diagnostic at their position."""
-    data = Path(path).read_bytes()
+    """Read a spec as UTF-8. Undecodable bytes are a diagnostic at their position. Only a regular
+    file of at most MAX_SOURCE characters' worth of bytes is read (OSError otherwise)."""
+    data = read_bounded(path, 4 * MAX_SOURCE + len(BOM_BYTES))  # UTF-8: at most 4 bytes a character
     if data.startswith(BOM_BYTES):  # a UTF-8 byte-order mark is no part of the text (editors hide it)
         data = data[len(BOM_BYTES) :]
     try:
