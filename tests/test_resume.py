@@ -343,6 +343,10 @@ def test_a_signal_in_a_resumed_run_names_the_recorded_overrides(
     assert_same_run(full, part)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_signal(tmp_path: Path, signum: int) -> subprocess.CompletedProcess[str]:
     """`netspec run` in a new process, given `signum` while it starts up (importing, loading data)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -352,6 +356,9 @@ def _start_and_signal(tmp_path: Path, signum: int) -> subprocess.CompletedProces
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # pytest-xdist workers (and background jobs) ignore SIGINT, and a child inherits that: Python then
+        # installs no KeyboardInterrupt handler. Give the child the disposition a terminal gives it.
+        preexec_fn=_default_sigint,
     )
     time.sleep(0.6)
     proc.send_signal(signum)
