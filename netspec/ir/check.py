@@ -3,7 +3,7 @@
 Resolves constants, expands blocks and repeats, binds arguments through the registry,
 infers shapes and parameter counts, and checks the dataset and train sections against the
 network. The work is done by the passes in ``netspec.ir.checks``, run in the order of
-``PASSES`` over one ``Context``. Errors never stop the passes; they make the result ``None``.
+``PASSES`` over one ``CheckContext``. Errors never stop the passes; they make the result ``None``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from typing import Callable
 
 from netspec.ir import nodes as ir
 from netspec.ir.checks import cross, declare, memory, networks, sections
-from netspec.ir.checks.context import Cancelled, CheckOptions, Context, OutOfTime, Trace
+from netspec.ir.checks.context import Cancelled, CheckContext, CheckOptions, OutOfTime, Trace
 from netspec.ir.values import jsonable
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, has_errors
 
-Pass = Callable[[st.Module, Context], None]
+Pass = Callable[[st.Module, CheckContext], None]
 PASSES: tuple[Pass, ...] = (declare.run, networks.run, sections.run, cross.run, memory.run)
-
-Options = CheckOptions  # the former name, still imported by cli.py, lsp and tests
 
 
 def check(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.Program | None, list[Diagnostic]]:
@@ -29,9 +27,9 @@ def check(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir
     return program, ctx.diagnostics
 
 
-def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.Program | None, Context]:
+def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.Program | None, CheckContext]:
     """Run every pass; the IR (None when there are errors) and the context, with diagnostics and trace."""
-    ctx = Context(options)
+    ctx = CheckContext(options)
     try:
         for check_pass in PASSES:
             ctx.clock.poll()
@@ -42,7 +40,7 @@ def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.P
     return program(ctx), ctx
 
 
-def _out_of_time(ctx: Context) -> None:
+def _out_of_time(ctx: CheckContext) -> None:
     where = ctx.report.stack[0][1] if ctx.report.stack else ctx.where
     with ctx.report.outside_blocks():
         ctx.report(
@@ -53,7 +51,7 @@ def _out_of_time(ctx: Context) -> None:
         )
 
 
-def program(ctx: Context) -> ir.Program | None:
+def program(ctx: CheckContext) -> ir.Program | None:
     """The checked program from the passes' parts, or None when an error was reported."""
     if has_errors(ctx.diagnostics):
         return None
@@ -67,4 +65,4 @@ def program(ctx: Context) -> ir.Program | None:
     )
 
 
-__all__ = ["PASSES", "Cancelled", "CheckOptions", "Context", "Options", "OutOfTime", "Trace", "check", "run"]
+__all__ = ["PASSES", "Cancelled", "CheckContext", "CheckOptions", "OutOfTime", "Trace", "check", "run"]

@@ -106,7 +106,7 @@ class Either:
 
 
 @dataclass(frozen=True)
-class Section:
+class SectionSchema:
     kind: str
     model: type[Node]
     keys: dict[str, Key]  # in the IR model's field order
@@ -164,12 +164,12 @@ def _key(name: str, field: FieldInfo, how: How) -> Key:
     return key
 
 
-def _section(kind: str, model: type[Node], hows: dict[str, How], either: tuple[Either, ...] = ()) -> Section:
+def _section(kind: str, model: type[Node], hows: dict[str, How], either: tuple[Either, ...] = ()) -> SectionSchema:
     keys = {n: _key(n, f, hows.get(n, How())) for n, f in model.model_fields.items() if n not in NOT_KEYS}
-    return Section(kind, model, keys, either)
+    return SectionSchema(kind, model, keys, either)
 
 
-SECTIONS: dict[str, Section] = {
+SECTIONS: dict[str, SectionSchema] = {
     "dataset": _section(
         "dataset",
         Dataset,
@@ -194,7 +194,7 @@ SECTIONS: dict[str, Section] = {
 }
 
 
-def registries() -> list[tuple[Section, Registry[Any]]]:
+def registries() -> list[tuple[SectionSchema, Registry[Any]]]:
     """Every registry a section's keys name, with its section, in schema order."""
     return [(s, k.registry) for s in SECTIONS.values() for k in s.keys.values() if k.registry is not None]
 

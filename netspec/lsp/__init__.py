@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from netspec.lsp.analysis import Analysis, ChunkedParse, Hit, analyze, find
 from netspec.lsp.completion import completion
-from netspec.lsp.context import Context, context_at
+from netspec.lsp.context import Cursor, context_at
 from netspec.lsp.definition import definition
 from netspec.lsp.document import (
     UTF8,
@@ -53,7 +53,7 @@ __all__ = [
     "UTF32",
     "Analysis",
     "ChunkedParse",
-    "Context",
+    "Cursor",
     "Document",
     "Hit",
     "NetspecServer",

@@ -12,7 +12,7 @@ from lsprotocol import types as lsp
 
 from netspec.ir.sections import SECTIONS
 from netspec.lsp.analysis import PARSER, Analysis
-from netspec.lsp.context import Context, context_at, keyword_name
+from netspec.lsp.context import Cursor, context_at, keyword_name
 from netspec.lsp.describe import block_head, class_markdown, key_markdown, key_type, md, param_markdown, value_markdown
 from netspec.lsp.scope import BODIES, Names, Parse, Target, call_target, parameters, positional
 from netspec.lsp.tokens import IDENTS, OPERATORS, WORDS, Tok
@@ -44,7 +44,7 @@ def completion(text: str, offset: int, last: Analysis | None = None, parse: Pars
 
 
 class _Completer:
-    def __init__(self, ctx: Context, names: Names, last: Analysis | None) -> None:
+    def __init__(self, ctx: Cursor, names: Names, last: Analysis | None) -> None:
         self.ctx, self.names, self.last = ctx, names, last
 
     def at_top(self) -> list[Item]:
@@ -119,13 +119,13 @@ class _Completer:
         return items
 
 
-def _list_item(ctx: Context, rest: Sequence[Tok]) -> bool:
+def _list_item(ctx: Cursor, rest: Sequence[Tok]) -> bool:
     """At the start of a list's next item: nothing yet, or after a `,` (perhaps with a word being typed)."""
     before = ctx.after_word(rest)
     return not before or before[-1].type == "COMMA"
 
 
-def _argument_items(ctx: Context, target: Target, params: list[tuple[str, Any]]) -> list[Item]:
+def _argument_items(ctx: Cursor, target: Target, params: list[tuple[str, Any]]) -> list[Item]:
     """`name=` for each parameter not given yet, by name or by position."""
     given = {keyword_name(a) for a in ctx.args[:-1]}
     count = sum(1 for a in ctx.args[:-1] if a and keyword_name(a) is None)

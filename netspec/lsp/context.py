@@ -17,7 +17,7 @@ SECTION_TYPES = {"NETWORK": "network", "BLOCK": "block", "DATASET": "dataset", "
 
 
 @dataclass
-class Context:
+class Cursor:
     """Where the cursor is, as far as completion and signature help are concerned."""
 
     section: str = "top"  # top | network | block | dataset | train
@@ -66,7 +66,7 @@ class Context:
         return s[1:]
 
 
-def context_at(text: str, offset: int) -> Context:
+def context_at(text: str, offset: int) -> Cursor:
     """The cursor context at a string index of ``text``."""
     before = text[: max(0, min(offset, len(text)))]
     line = before.count("\n")
@@ -88,12 +88,12 @@ class _Walk:
         self.start = 0  # index of the current statement's first token
         self.opener_start = 0  # index of the first token of the statement that opened the outermost `{`
 
-    def context(self) -> Context:
+    def context(self) -> Cursor:
         for i, t in enumerate(self.toks):
             if t.type in _STRUCTURE:
                 self.feed(t, i)
         last = self.toks[-1] if self.toks else None
-        ctx = Context(
+        ctx = Cursor(
             in_comment=last is not None and last.type == COMMENT,
             in_string=last is not None and last.type == OPEN_STRING,
             touching=last is not None and (last.line, last.end) == self.cursor,
@@ -123,7 +123,7 @@ class _Walk:
     def words(self, start: int, end: int) -> list[Tok]:
         return [t for t in self.toks[start:end] if t.type not in (COMMENT, NL)]
 
-    def section(self, ctx: Context) -> None:
+    def section(self, ctx: Cursor) -> None:
         braces = [i for ch, i in self.brackets.stack if ch == "{"]
         if not braces:
             return
@@ -131,7 +131,7 @@ class _Walk:
         kinds = [SECTION_TYPES[t.type] for t in ctx.opener if t.type in SECTION_TYPES]
         ctx.section = kinds[-1] if kinds else "network"
 
-    def call(self, ctx: Context) -> None:
+    def call(self, ctx: Cursor) -> None:
         ctx.bracket = self.brackets.top
         calls = [i for ch, i in self.brackets.stack if ch == "("]
         if not calls:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 from netspec.ir.sections import SECTIONS
 from netspec.language import syntax as st
 from netspec.lsp.analysis import PARSER, Parsed
-from netspec.lsp.context import Context
+from netspec.lsp.context import Cursor
 from netspec.lsp.describe import any_class, entry_class
 from netspec.lsp.tokens import IDENTS, Brackets, tokens
 from netspec.registry import LAYERS
@@ -29,7 +29,7 @@ _CLOSE = {"(": ")", "[": "]", "{": "\n}"}
 class Names:
     """The names a document defines (constants, networks, blocks), read from its syntax tree on first use."""
 
-    def __init__(self, text: str, offset: int, ctx: Context, parse: Parse = PARSER) -> None:
+    def __init__(self, text: str, offset: int, ctx: Cursor, parse: Parse = PARSER) -> None:
         self.text, self.offset, self.ctx, self.parse = text, offset, ctx, parse
         self._module: st.Module | None = None
         self._parsed = False
@@ -80,7 +80,7 @@ def closed(text: str) -> str:
     return text + "".join(_CLOSE[ch] for ch, _ in reversed(brackets.stack))
 
 
-def call_target(ctx: Context, names: Names) -> Target | None:
+def call_target(ctx: Cursor, names: Names) -> Target | None:
     """What the call around the cursor calls: a layer or block in a body, an entry in a section."""
     name = ctx.callee
     if name is None:

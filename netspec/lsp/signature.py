@@ -7,7 +7,7 @@ from lsprotocol import types as lsp
 
 from netspec.language import syntax as st
 from netspec.lsp.analysis import PARSER
-from netspec.lsp.context import Context, context_at, keyword_name
+from netspec.lsp.context import Cursor, context_at, keyword_name
 from netspec.lsp.describe import class_markdown, md, param_markdown
 from netspec.lsp.document import code_units
 from netspec.lsp.scope import Names, Parse, Target, call_target, parameters, positional
@@ -52,7 +52,7 @@ def _parts(target: Target) -> tuple[str, str, list[tuple[str, str | None]]]:
     return target.kind_name(), class_markdown(target), pairs
 
 
-def _active(ctx: Context, target: Target, names: list[str]) -> int:
+def _active(ctx: Cursor, target: Target, names: list[str]) -> int:
     """The parameter named before `=` in the argument being typed, else the one at its position."""
     active = len(ctx.args) - 1
     kw = keyword_name(ctx.args[-1])

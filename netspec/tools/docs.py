@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from netspec.ir.sections import SECTIONS, Key, Section
+from netspec.ir.sections import SECTIONS, Key, SectionSchema
 from netspec.ir.values import describe_field
 from netspec.registry import LAYERS
 from netspec.registry.base import Op, format_value
@@ -26,7 +26,7 @@ def reference() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _naming(section: Section) -> list[Key]:
+def _naming(section: SectionSchema) -> list[Key]:
     """The keys whose values name registry classes, in order."""
     return [key for key in section.keys.values() if key.classes()]
 
@@ -58,7 +58,7 @@ def _params(cls: type[Op]) -> list[str]:
     return ["\n".join(rows) + "\n"]
 
 
-def _keys(section: Section) -> str:
+def _keys(section: SectionSchema) -> str:
     rows = [f"## {section.kind.capitalize()} keys\n", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for key in section.keys.values():
         rows.append(f"| `{key.name}` | {key.type_text()} | {key.default_text()} | {key.doc} |")

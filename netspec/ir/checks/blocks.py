@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from netspec.ir.checks.context import Context
+from netspec.ir.checks.context import CheckContext
 from netspec.ir.values import INVALID, CallValue
 from netspec.language import syntax as st
 from netspec.language.printer import expr
 from netspec.language.suggest import did_you_mean
 
 
-def block_args(ctx: Context, block: st.Block, call: st.Call, scope: dict[str, Any]) -> dict[str, Any] | None:
+def block_args(ctx: CheckContext, block: st.Block, call: st.Call, scope: dict[str, Any]) -> dict[str, Any] | None:
     """The block's parameter values for this use (defaults filled in), or None after an error."""
     names = [p.name for p in block.params]
     bound: dict[str, Any] = {}
@@ -27,7 +27,7 @@ def block_args(ctx: Context, block: st.Block, call: st.Call, scope: dict[str, An
     return _defaults(ctx, block, call, bound) if ok else None
 
 
-def _bad_arg(ctx: Context, block: st.Block, arg: st.Arg, name: str | None, bound: dict[str, Any]) -> None:
+def _bad_arg(ctx: CheckContext, block: st.Block, arg: st.Arg, name: str | None, bound: dict[str, Any]) -> None:
     names = [p.name for p in block.params]
     if name is None:
         ctx.report(
@@ -47,7 +47,7 @@ def _bad_arg(ctx: Context, block: st.Block, arg: st.Arg, name: str | None, bound
         )
 
 
-def _value(ctx: Context, e: st.Expr, scope: dict[str, Any]) -> Any:
+def _value(ctx: CheckContext, e: st.Expr, scope: dict[str, Any]) -> Any:
     value = ctx.evaluator.eval(e, scope)
     if isinstance(value, CallValue):
         ctx.report("NS014", "a block argument cannot be a call", e.span)
@@ -55,7 +55,7 @@ def _value(ctx: Context, e: st.Expr, scope: dict[str, Any]) -> Any:
     return value
 
 
-def _defaults(ctx: Context, block: st.Block, call: st.Call, bound: dict[str, Any]) -> dict[str, Any] | None:
+def _defaults(ctx: CheckContext, block: st.Block, call: st.Call, bound: dict[str, Any]) -> dict[str, Any] | None:
     for p in block.params:
         if p.name in bound:
             continue
@@ -68,7 +68,7 @@ def _defaults(ctx: Context, block: st.Block, call: st.Call, bound: dict[str, Any
     return bound
 
 
-def _missing(ctx: Context, block: st.Block, call: st.Call, name: str) -> None:
+def _missing(ctx: CheckContext, block: st.Block, call: st.Call, name: str) -> None:
     params = (q.name if q.default is None else f"{q.name}={expr(q.default)}" for q in block.params)
     ctx.report(
         "NS012",

@@ -123,7 +123,7 @@ class Parts:
     train: ir.Train | None = None
 
 
-class Context:
+class CheckContext:
     """One check of one spec: the passes read and extend it in order."""
 
     def __init__(self, options: CheckOptions) -> None:

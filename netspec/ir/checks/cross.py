@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from netspec.ir import nodes as ir
-from netspec.ir.checks.context import Context
+from netspec.ir.checks.context import CheckContext
 from netspec.language import syntax as st
 from netspec.language.span import Shape
 from netspec.language.suggest import did_you_mean
@@ -20,7 +20,7 @@ from netspec.registry.base import fmt_shape
 from netspec.registry.sources import Task
 
 
-def run(module: st.Module, ctx: Context) -> None:
+def run(module: st.Module, ctx: CheckContext) -> None:
     train, dataset = ctx.parts.train, ctx.parts.dataset
     if train is None or dataset is None:
         return
@@ -38,7 +38,7 @@ def run(module: st.Module, ctx: Context) -> None:
     _monitors(ctx, train, dataset)
 
 
-def _input_mismatch(ctx: Context, name: str, declared: Shape, sample: Shape, span: Any) -> None:
+def _input_mismatch(ctx: CheckContext, name: str, declared: Shape, sample: Shape, span: Any) -> None:
     layout = " (channels first: [C, H, W])" if _channels_last(declared, sample) else ""
     ctx.report(
         "NS041",
@@ -53,7 +53,7 @@ def _channels_last(declared: Shape, sample: Shape) -> bool:
     return len(declared) == 3 and declared == (*sample[1:], sample[0]) and declared != sample
 
 
-def _failed_network(module: st.Module, ctx: Context, name: str, sample: Shape | None) -> None:
+def _failed_network(module: st.Module, ctx: CheckContext, name: str, sample: Shape | None) -> None:
     """A network whose layers failed from an input that is not the dataset's samples: the
     input is the mistake, said first; the layer shape errors that followed from it go."""
     found = [n for n in module.items if isinstance(n, st.Network) and n.name == name]
@@ -90,7 +90,7 @@ def _last_kind(steps: list[ir.Step]) -> str | None:
     return leaves[-1].kind if leaves else None  # type: ignore[attr-defined,no-any-return]
 
 
-def _transforms(ctx: Context, dataset: ir.Dataset, task: Task) -> Shape | None:
+def _transforms(ctx: CheckContext, dataset: ir.Dataset, task: Task) -> Shape | None:
     """The sample shape after the transforms (None where unknown)."""
     shape = task.input_shape
     for t in dataset.transforms:
@@ -109,7 +109,7 @@ def _transforms(ctx: Context, dataset: ir.Dataset, task: Task) -> Shape | None:
     return shape
 
 
-def _metrics(ctx: Context, train: ir.Train, net: ir.Network) -> None:
+def _metrics(ctx: CheckContext, train: ir.Train, net: ir.Network) -> None:
     target = "value" if train.loss.target == "value" else "class"
     for m in train.metrics:
         span = m.span or train.span
@@ -127,7 +127,7 @@ def _metrics(ctx: Context, train: ir.Train, net: ir.Network) -> None:
             ctx.binder.problem(p, span, "NS051")
 
 
-def _monitors(ctx: Context, train: ir.Train, dataset: ir.Dataset) -> None:
+def _monitors(ctx: CheckContext, train: ir.Train, dataset: ir.Dataset) -> None:
     names = ["val_loss", "train_loss"] + [f"val_{m.kind}" for m in train.metrics]
     for op in (train.early_stopping, train.schedule):
         monitor = getattr(op, "monitor", None)

@@ -5,14 +5,14 @@ Duplicates, and names that shadow a built-in layer, are errors."""
 from __future__ import annotations
 
 from netspec.ir import nodes as ir
-from netspec.ir.checks.context import Context
+from netspec.ir.checks.context import CheckContext
 from netspec.ir.values import INVALID, CallValue, Symbol
 from netspec.language import syntax as st
 from netspec.language.span import Span
 from netspec.registry import LAYERS
 
 
-def run(module: st.Module, ctx: Context) -> None:
+def run(module: st.Module, ctx: CheckContext) -> None:
     version(module, ctx)
     defined: dict[str, Span] = {}
     for item in module.items:
@@ -25,7 +25,7 @@ def run(module: st.Module, ctx: Context) -> None:
             _block(ctx, item)
 
 
-def version(module: st.Module, ctx: Context) -> None:
+def version(module: st.Module, ctx: CheckContext) -> None:
     for i, item in enumerate(module.items):
         if not isinstance(item, st.Version):
             continue
@@ -40,7 +40,7 @@ def version(module: st.Module, ctx: Context) -> None:
             )
 
 
-def _unique(ctx: Context, name: str, span: Span, defined: dict[str, Span]) -> None:
+def _unique(ctx: CheckContext, name: str, span: Span, defined: dict[str, Span]) -> None:
     if name in defined:
         ctx.report("NS021", f"`{name}` is already defined at line {defined[name].line}", span, "give it another name")
     elif name in LAYERS.entries:
@@ -48,7 +48,7 @@ def _unique(ctx: Context, name: str, span: Span, defined: dict[str, Span]) -> No
     defined.setdefault(name, span)
 
 
-def _let(ctx: Context, item: st.Let) -> None:
+def _let(ctx: CheckContext, item: st.Let) -> None:
     value = ctx.evaluator.eval(item.value, ctx.constants)
     if isinstance(value, Symbol):
         ctx.evaluator.unknown_name(value, ctx.constants)
@@ -60,7 +60,7 @@ def _let(ctx: Context, item: st.Let) -> None:
     ctx.trace.constants[item.name] = (item.name_span, value)
 
 
-def _block(ctx: Context, item: st.Block) -> None:
+def _block(ctx: CheckContext, item: st.Block) -> None:
     seen: set[str] = set()
     for p in item.params:
         if p.name in seen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from netspec.ir.checks.context import Context
+from netspec.ir.checks.context import CheckContext
 from netspec.ir.sections import Form, Key
 from netspec.ir.values import INVALID, CallValue, Symbol, describe_value
 from netspec.language import syntax as st
@@ -18,10 +18,10 @@ from netspec.language.suggest import did_you_mean
 from netspec.registry import Registry
 from netspec.registry.base import article
 
-Reader = Callable[[Context, Key, st.Entry], Any]
+Reader = Callable[[CheckContext, Key, st.Entry], Any]
 
 
-def value(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def value(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`key value`; a bare `key` means true for a flag (`compile`)."""
     if entry.args is not None:
         ctx.report(
@@ -42,7 +42,7 @@ def value(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return _evaluated(ctx, entry)
 
 
-def _evaluated(ctx: Context, entry: st.Entry) -> Any:
+def _evaluated(ctx: CheckContext, entry: st.Entry) -> Any:
     found = ctx.evaluator.eval(entry.values[0], ctx.constants)
     if isinstance(found, CallValue):
         ctx.report("NS014", f"`{entry.key}` cannot be a call", entry.values[0].span)
@@ -50,7 +50,7 @@ def _evaluated(ctx: Context, entry: st.Entry) -> Any:
     return str(found) if isinstance(found, Symbol) else found
 
 
-def network(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def network(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`model LeNet`: a value that names a network of the spec."""
     name = value(ctx, key, entry)
     if name is INVALID or (isinstance(name, str) and _known_network(ctx, name, entry)):
@@ -58,7 +58,7 @@ def network(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return INVALID
 
 
-def _known_network(ctx: Context, name: str, entry: st.Entry) -> bool:
+def _known_network(ctx: CheckContext, name: str, entry: st.Entry) -> bool:
     names = ctx.parts.network_names
     if name in names:
         return True
@@ -72,7 +72,7 @@ def _known_network(ctx: Context, name: str, entry: st.Entry) -> bool:
     return False
 
 
-def one(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def one(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`loss cross_entropy(label_smoothing=0.1)`."""
     registry = _registry(key)
     if entry.args is not None:
@@ -88,7 +88,7 @@ def one(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return _named(ctx, registry, entry, entry.values[0] if entry.values else None)
 
 
-def many(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def many(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`metrics accuracy, top_k(3)`."""
     registry = _registry(key)
     found = [_named(ctx, registry, entry, v) for v in entry.values]
@@ -102,7 +102,7 @@ def many(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return INVALID if INVALID in found else found
 
 
-def call(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def call(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`early_stopping(patience=3)`: the key's own class, called."""
     assert key.cls is not None, f"`{key.name}` is a call key without a class"
     if _values_instead_of_args(ctx, entry, key.cls.signature()):
@@ -111,7 +111,7 @@ def call(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return INVALID if op is None else op
 
 
-def each(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def each(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`normalize(0.1307, 0.3081)`: an entry of the key's registry, written as a key of its own."""
     registry = _registry(key)
     if _values_instead_of_args(ctx, entry, registry.entries[entry.key].signature()):
@@ -127,7 +127,7 @@ def _registry(key: Key) -> Registry[Any]:
     return key.registry
 
 
-def _values_instead_of_args(ctx: Context, entry: st.Entry, signature: str) -> bool:
+def _values_instead_of_args(ctx: CheckContext, entry: st.Entry, signature: str) -> bool:
     if entry.values:
         ctx.report(
             "NS032",
@@ -138,7 +138,7 @@ def _values_instead_of_args(ctx: Context, entry: st.Entry, signature: str) -> bo
     return bool(entry.values)
 
 
-def _named(ctx: Context, registry: Registry[Any], entry: st.Entry, expr: st.Expr | None) -> Any:
+def _named(ctx: CheckContext, registry: Registry[Any], entry: st.Entry, expr: st.Expr | None) -> Any:
     """`loss cross_entropy`, `loss cross_entropy(label_smoothing=0.1)`, `metrics top_k(k=3)`."""
     if expr is None:
         ctx.report(
@@ -163,7 +163,7 @@ def _named(ctx: Context, registry: Registry[Any], entry: st.Entry, expr: st.Expr
     return INVALID
 
 
-def bind_named(ctx: Context, registry: Registry[Any], name: str, args: Any, name_span: Span, span: Span) -> Any:
+def bind_named(ctx: CheckContext, registry: Registry[Any], name: str, args: Any, name_span: Span, span: Span) -> Any:
     """The registry entry `name` bound to `args`, or INVALID after reporting why not."""
     cls = registry.get(name)
     if cls is None:

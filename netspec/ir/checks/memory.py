@@ -4,12 +4,12 @@ activations at the batch size), against the `--max-memory` limit."""
 from __future__ import annotations
 
 from netspec.ir import nodes as ir
-from netspec.ir.checks.context import Context, GiB
+from netspec.ir.checks.context import CheckContext, GiB
 from netspec.language import syntax as st
 from netspec.registry.base import numel
 
 
-def run(module: st.Module, ctx: Context) -> None:
+def run(module: st.Module, ctx: CheckContext) -> None:
     limit = ctx.options.max_memory
     for net in ctx.parts.networks:
         weights, activations, batch = estimate(net, ctx.parts.train, ctx.parts.dataset)

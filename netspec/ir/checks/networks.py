@@ -12,7 +12,7 @@ from typing import Any
 
 from netspec.ir import nodes as ir
 from netspec.ir.checks.blocks import block_args
-from netspec.ir.checks.context import Context
+from netspec.ir.checks.context import CheckContext
 from netspec.ir.sections import registries
 from netspec.ir.values import INVALID, describe_value, jsonable
 from netspec.language import syntax as st
@@ -29,7 +29,7 @@ Lowered = tuple[list[Any] | None, Shape | None]  # IR steps (None after an error
 Expansion = tuple[list[Any] | None, Shape | None, int]  # a block use lowered: steps, output shape, layers
 
 
-def run(module: st.Module, ctx: Context) -> None:
+def run(module: st.Module, ctx: CheckContext) -> None:
     ctx.parts.network_names = [x.name for x in module.items if isinstance(x, st.Network)]
     lowering = Lowering(ctx, reusable(ctx.blocks))
     found = (lowering.network(x) for x in module.items if isinstance(x, st.Network))
@@ -43,7 +43,7 @@ def _params(steps: list[Any]) -> int:
 class Lowering:
     """Lowers network bodies; counts layers and nesting across the whole spec."""
 
-    def __init__(self, ctx: Context, reusable: set[str] | None = None) -> None:
+    def __init__(self, ctx: CheckContext, reusable: set[str] | None = None) -> None:
         self.ctx = ctx
         self.report = ctx.report
         self.layer_count = 0
@@ -373,7 +373,7 @@ def _is_shape(value: Any) -> bool:
     )
 
 
-def unknown_layer(ctx: Context, call: st.Call) -> None:
+def unknown_layer(ctx: CheckContext, call: st.Call) -> None:
     """`foo(...)` in a network that is no layer: say what it is if a section knows it."""
     for section, registry in registries():
         if call.name in registry.entries:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from netspec.ir.checks.context import TOP, Context
+from netspec.ir.checks.context import TOP, CheckContext
 from netspec.ir.checks.forms import READERS
-from netspec.ir.sections import SECTIONS, Either, Key, Section
+from netspec.ir.sections import SECTIONS, Either, Key, SectionSchema
 from netspec.ir.values import INVALID, describe_field, describe_value
 from netspec.language import syntax as st
 from netspec.language.span import Span
@@ -21,14 +21,14 @@ from netspec.registry import LAYERS
 Values = dict[str, Any]
 
 
-def run(module: st.Module, ctx: Context) -> None:
+def run(module: st.Module, ctx: CheckContext) -> None:
     found = _find(module, ctx)
     read = {kind: read_section(ctx, schema, found[kind]) for kind, schema in SECTIONS.items() if kind in found}
     ctx.parts.dataset, ctx.parts.train = read.get("dataset"), read.get("train")
     _missing(module, ctx, found)
 
 
-def _find(module: st.Module, ctx: Context) -> dict[str, st.Section]:
+def _find(module: st.Module, ctx: CheckContext) -> dict[str, st.Section]:
     found: dict[str, st.Section] = {}
     for item in module.items:
         if not isinstance(item, st.Section):
@@ -44,7 +44,7 @@ def _find(module: st.Module, ctx: Context) -> dict[str, st.Section]:
     return found
 
 
-def read_section(ctx: Context, schema: Section, node: st.Section) -> Any:
+def read_section(ctx: CheckContext, schema: SectionSchema, node: st.Section) -> Any:
     """The section's IR node, or None after errors."""
     values, spans, collected = _entries(ctx, schema, node)
     _required(ctx, schema, node, values)
@@ -55,7 +55,9 @@ def read_section(ctx: Context, schema: Section, node: st.Section) -> Any:
     return _validate(ctx, schema, {**values, "span": node.span}, spans)
 
 
-def _entries(ctx: Context, schema: Section, node: st.Section) -> tuple[Values, dict[str, Span], dict[str, list[Any]]]:
+def _entries(
+    ctx: CheckContext, schema: SectionSchema, node: st.Section
+) -> tuple[Values, dict[str, Span], dict[str, list[Any]]]:
     """Each entry's value by key, the entries' spans, and the `each` entries collected per key."""
     values: Values = {}
     spans: dict[str, Span] = {}
@@ -71,7 +73,7 @@ def _entries(ctx: Context, schema: Section, node: st.Section) -> tuple[Values, d
     return values, spans, collected
 
 
-def _read(ctx: Context, key: Key, entry: st.Entry) -> Any:
+def _read(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     if key.form == "each":  # `transforms normalize(...)`: each entry is a key of its own
         example = key.registry.entries[key.registry.names()[0]].signature() if key.registry else key.name
         ctx.report(
@@ -84,7 +86,7 @@ def _read(ctx: Context, key: Key, entry: st.Entry) -> Any:
     return READERS[key.form](ctx, key, entry)
 
 
-def _each_entry(ctx: Context, schema: Section, entry: st.Entry, collected: dict[str, list[Any]]) -> None:
+def _each_entry(ctx: CheckContext, schema: SectionSchema, entry: st.Entry, collected: dict[str, list[Any]]) -> None:
     key = schema.each_key(entry.key)
     if key is None:
         _unknown_key(ctx, schema, entry)
@@ -94,7 +96,7 @@ def _each_entry(ctx: Context, schema: Section, entry: st.Entry, collected: dict[
         collected[key.name].append(op)
 
 
-def _unknown_key(ctx: Context, schema: Section, entry: st.Entry) -> None:
+def _unknown_key(ctx: CheckContext, schema: SectionSchema, entry: st.Entry) -> None:
     keys = schema.known_keys()
     hint = did_you_mean(entry.key, keys)
     if hint is None and entry.key in LAYERS.entries:
@@ -107,7 +109,7 @@ def _unknown_key(ctx: Context, schema: Section, entry: st.Entry) -> None:
     )
 
 
-def _required(ctx: Context, schema: Section, node: st.Section, values: Values) -> None:
+def _required(ctx: CheckContext, schema: SectionSchema, node: st.Section, values: Values) -> None:
     """Keys that must be written (or, for a network, may be left out when the spec has one)."""
     given = {e.key for e in node.entries}
     for key in schema.keys.values():
@@ -121,7 +123,7 @@ def _required(ctx: Context, schema: Section, node: st.Section, values: Values) -
         _either(ctx, schema, node, rule, given)
 
 
-def _default_network(ctx: Context, schema: Section, node: st.Section, key: Key, values: Values) -> None:
+def _default_network(ctx: CheckContext, schema: SectionSchema, node: st.Section, key: Key, values: Values) -> None:
     names = ctx.parts.network_names
     if len(names) == 1:
         values[key.name] = names[0]
@@ -134,7 +136,7 @@ def _default_network(ctx: Context, schema: Section, node: st.Section, key: Key, 
         )
 
 
-def _either(ctx: Context, schema: Section, node: st.Section, rule: Either, given: set[str]) -> None:
+def _either(ctx: CheckContext, schema: SectionSchema, node: st.Section, rule: Either, given: set[str]) -> None:
     first, second = rule.first, rule.second
     if first not in given and second not in given:
         ctx.report(
@@ -148,7 +150,7 @@ def _either(ctx: Context, schema: Section, node: st.Section, rule: Either, given
         ctx.report("NS034", f"give either `{first}` or `{second}`, not both", span)
 
 
-def _validate(ctx: Context, schema: Section, values: Values, spans: dict[str, Span]) -> Any:
+def _validate(ctx: CheckContext, schema: SectionSchema, values: Values, spans: dict[str, Span]) -> Any:
     from pydantic import ValidationError
 
     try:
@@ -164,7 +166,7 @@ def _validate(ctx: Context, schema: Section, values: Values, spans: dict[str, Sp
         return None
 
 
-def _missing(module: st.Module, ctx: Context, sections: dict[str, st.Section]) -> None:
+def _missing(module: st.Module, ctx: CheckContext, sections: dict[str, st.Section]) -> None:
     """The parts a spec must have: a network; a dataset for the train section; a train section to run."""
     has_network = any(isinstance(x, st.Network) for x in module.items)
     if not has_network:
