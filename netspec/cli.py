@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
+    words, commands = list(sys.argv[1:] if argv is None else argv), _commands(parser)
+    if words and not words[0].startswith("-") and words[0] not in commands:  # `netspec chek`: a typo
+        from netspec.language.suggest import did_you_mean
+
+        parser.error(f"unknown command `{words[0]}`; {did_you_mean(words[0], commands) or 'see --help'}")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -116,6 +121,10 @@ def _lsp_cmd(sub: Any) -> None:
         help="memory estimate above which a spec is an error, as for check (default 4GiB; env NETSPEC_MAX_MEMORY)",
     )
     p.add_argument("--stdio", action="store_true", help="accepted for editor clients; stdio is the only transport")
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for a in parser._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
 
 
 def _command(sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:

@@ -529,3 +529,9 @@ def test_what_check_accepts_at_the_deepest_nesting_emits() -> None:
         MNIST.replace("    flatten\n", "    flatten\n" + "    residual {\n" * 64 + "relu\n" + "}\n" * 64)
     )
     assert [d.code for d in too_deep.diagnostics] in (["NS005"], ["NS022"]) and too_deep.diagnostics[0].line > 1
+
+
+def test_a_misspelled_command_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["chek", "specs/mnist.net"])
+    assert e.value.code == 2 and "did you mean `check`?" in capsys.readouterr().err
