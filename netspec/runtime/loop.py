@@ -106,7 +106,8 @@ def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> D
     splits = [Split(x, y), val, test]
     augment, at_eval = _preprocess(dataset, splits)
     placed = [_place(s, device) if s is not None else None for s in splits]
-    return Data(placed[0], placed[1], placed[2], arrays.classes, augment, at_eval, arrays.files)  # type: ignore[arg-type]
+    classes = arrays.classes or arrays.vocab  # a character model's classes are its characters
+    return Data(placed[0], placed[1], placed[2], classes, augment, at_eval, arrays.files)  # type: ignore[arg-type]
 
 
 def _place(s: Split, device: torch.device) -> Split:
