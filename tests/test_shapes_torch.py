@@ -223,6 +223,25 @@ def transformer_encoder(draw: Draw) -> Case:
 
 
 @st.composite
+def positional_embedding(draw: Draw) -> Case:
+    return {"max_len": draw(st.integers(1, 8))}, shape(draw, range(1, 4), hi=8, usual=2)
+
+
+@st.composite
+def sequence_pool(draw: Draw) -> Case:
+    mode = draw(st.sampled_from(["mean", "first", "last", "max"]))
+    return {"mode": mode}, shape(draw, range(1, 4), hi=6, usual=2)
+
+
+@st.composite
+def permute(draw: Draw) -> Case:
+    x = shape(draw, range(1, 5), hi=5)
+    fitting = st.permutations(list(range(len(x))))
+    dims = draw(mostly(fitting, st.lists(st.integers(0, 4), min_size=1, max_size=4)))
+    return {"dims": tuple(dims)}, x
+
+
+@st.composite
 def upsample(draw: Draw) -> Case:
     x = shape(draw, range(1, 5), hi=5, usual=draw(st.integers(2, 3)))
     fits = {2: ["nearest", "linear"], 3: ["nearest", "bilinear"]}.get(len(x), ["nearest"])
@@ -268,6 +287,9 @@ CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "gru": gated,
     "attention": attention,
     "transformer_encoder": transformer_encoder,
+    "positional_embedding": positional_embedding,
+    "pool": sequence_pool,
+    "permute": permute,
     "upsample": upsample,
     "relu": any_shape,
     "leaky_relu": _floats("negative_slope", 0, 1),
@@ -349,6 +371,8 @@ def torch_is_lenient(layer: Layer, x: Shape) -> bool:
         return rank > 2
     if kind == "embedding":
         return rank != 1
+    if kind in ("positional_embedding", "pool"):  # torch broadcasts or reduces other ranks
+        return rank != 2
     if kind == "upsample":
         return rank == 4 and layer.mode == "nearest"  # type: ignore[attr-defined]
     if isinstance(layer, (MaxPool, AvgPool)):  # torch reads a 1-element tuple as a scalar
@@ -452,3 +476,36 @@ def test_residual_adds_its_input() -> None:
     block = Residual(nn.Identity())
     x = torch.randn(BATCH, 3)
     assert torch.equal(block(x), 2 * x)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        (
+            "input [10]\n    embedding(20, 8)\n    positional_embedding(4)",
+            4,
+            "sequence length 10 is longer than max_len=4",
+        ),
+        ("input [3, 4, 5]\n    permute([0, 0, 1])", 3, "dims=[0, 0, 1] is not a permutation of [0, 1, 2]"),
+        ("input [3, 4]\n    permute([1, 2, 0])", 3, "`permute` has 3 dims but the input [3, 4] has 2 axes"),
+        ("input [3, 4, 5]\n    pool", 3, "`pool` expects [seq, dim], got [3, 4, 5]"),
+        ("input [6]\n    positional_embedding(8)", 3, "`positional_embedding` expects [seq, dim], got [6]"),
+    ],
+)
+def test_sequence_layer_errors_are_located(body: str, line: int, message: str) -> None:
+    from netspec.ir.pipeline import compile_text
+
+    errors = [d for d in compile_text(f"network N {{\n    {body}\n}}\n").diagnostics if d.code == "NS040"]
+    assert len(errors) == 1
+    assert errors[0].line == line and errors[0].column == 5 and message in errors[0].message
+
+
+def test_positional_embedding_adds_one_vector_per_position() -> None:
+    from netspec.verbatim.modules import Permute, PositionalEmbedding, SequencePool
+
+    module = PositionalEmbedding(5, 3)
+    x = torch.randn(BATCH, 4, 3)
+    assert torch.equal(module(x), x + module.wpe.weight[:4])
+    assert torch.equal(SequencePool("last")(x), x[:, -1])
+    assert torch.equal(SequencePool()(x), x.mean(1))
+    assert Permute((1, 0))(x).shape == (BATCH, 3, 4)

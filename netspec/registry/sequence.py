@@ -1,4 +1,5 @@
-"""Layers over sequences: embedding, recurrent layers, attention and Transformer blocks."""
+"""Layers over sequences: embedding, positions, recurrent layers, attention, Transformer blocks,
+pooling a sequence, and permuting axes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pydantic import Field
 from netspec.language.span import Shape
 from netspec.registry.base import (
     Fraction,
+    NonNegInt,
     PosInt,
     Problem,
+    fmt_shape,
     torch_changed,
 )
 from netspec.registry.layers import LAYERS, Layer, TorchModule
@@ -169,3 +172,74 @@ class TransformerEncoder(Layer):
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         kwargs = torch_changed(self, layers=1, dropout=0.1, activation="relu", norm_first=False, causal=False)
         return [TorchModule("Encoder", (shape[1], self.heads, self.ff or 4 * shape[1]), kwargs)]
+
+
+@LAYERS.register
+class PositionalEmbedding(Layer):
+    """Add a learned vector for each position to [seq, dim]: x + wpe(arange(seq)), as GPT's `wpe`."""
+
+    kind: Literal["positional_embedding"] = "positional_embedding"
+    max_len: PosInt = Field(description="longest sequence it has a position vector for")
+    positional: ClassVar = ("max_len",)
+    expects: ClassVar[str] = "[seq, dim]"
+    ranks: ClassVar = (2,)
+
+    def output(self, shape: Shape) -> Shape:
+        if shape[0] > self.max_len:
+            raise Problem(
+                f"the sequence length {shape[0]} is longer than max_len={self.max_len}",
+                f"use max_len={shape[0]} or more",
+                "max_len",
+            )
+        return shape
+
+    def count(self, shape: Shape) -> int:
+        return self.max_len * shape[1]
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        return [TorchModule("PositionalEmbedding", (self.max_len, shape[1]))]
+
+
+@LAYERS.register
+class Pool(Layer):
+    """Reduce a sequence to one vector: [seq, dim] → [dim], by the mean, the first or last position, or the max."""
+
+    kind: Literal["pool"] = "pool"
+    mode: Literal["mean", "first", "last", "max"] = Field("mean", description="how positions are combined")
+    positional: ClassVar = ("mode",)
+    expects: ClassVar[str] = "[seq, dim]"
+    ranks: ClassVar = (2,)
+
+    def output(self, shape: Shape) -> Shape:
+        return (shape[1],)
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        return [TorchModule("SequencePool", (), torch_changed(self, mode="mean"))]
+
+
+@LAYERS.register
+class Permute(Layer):
+    """Reorder the axes of each sample: `permute([1, 2, 0])` turns [C, H, W] into [H, W, C]."""
+
+    kind: Literal["permute"] = "permute"
+    dims: tuple[NonNegInt, ...] = Field(description="the input axis for each output axis, a permutation of 0..rank-1")
+    positional: ClassVar = ("dims",)
+    expects: ClassVar[str] = "an input whose rank is the number of dims"
+
+    def output(self, shape: Shape) -> Shape:
+        if len(self.dims) != len(shape):
+            raise Problem(
+                f"`permute` has {len(self.dims)} dims but the input {fmt_shape(shape)} has {len(shape)} axes",
+                f"give a permutation of {list(range(len(shape)))}",
+                "dims",
+            )
+        if sorted(self.dims) != list(range(len(shape))):
+            raise Problem(
+                f"dims={list(self.dims)} is not a permutation of {list(range(len(shape)))}",
+                "name each input axis exactly once",
+                "dims",
+            )
+        return tuple(shape[d] for d in self.dims)
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        return [TorchModule("Permute", (self.dims,))]

@@ -116,3 +116,43 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+class PositionalEmbedding(nn.Module):
+    """A learned vector per position added to [batch, seq, dim], as GPT's `wpe`."""
+
+    def __init__(self, max_len: int, dim: int) -> None:
+        super().__init__()
+        self.wpe = nn.Embedding(max_len, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(x.shape[1], device=x.device)
+        return x + self.wpe(positions)
+
+
+class SequencePool(nn.Module):
+    """[batch, seq, dim] -> [batch, dim]: the mean, the first or last position, or the max."""
+
+    def __init__(self, mode: str = "mean") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "first":
+            return x[:, 0]
+        if self.mode == "last":
+            return x[:, -1]
+        if self.mode == "max":
+            return x.max(dim=1).values
+        return x.mean(dim=1)
+
+
+class Permute(nn.Module):
+    """Reorder each sample's axes; `dims` excludes the batch axis, which stays first."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, *(d + 1 for d in self.dims))
