@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from netspec.registry.sources import Arithmetic, Cifar10, Csv, FashionMnist, ImageFolder, Mnist, Npz, Text
+from netspec.registry.sources import Arithmetic, Cifar10, Csv, FashionMnist, ImageFolder, Mnist, Npz, Text, Ts
 from netspec.runtime import data_standard as std
 from netspec.runtime import datasets as ds
 from netspec.runtime.datasets import Arrays, DataError, load
@@ -676,3 +676,84 @@ def test_binary_labels_must_be_0_or_1() -> None:
     with pytest.raises(ds.DataMismatch, match="array 'y' has label 2, but `bce_logits` needs labels 0 and 1"):
         ds.check_fit(program, Arrays(FEATURES, np.array([0, 1, 2, 0, 1, 0])))  # type: ignore[arg-type]
     ds.check_fit(program, Arrays(FEATURES, np.array([0, 1, 1, 0, 1, 0])))  # type: ignore[arg-type]
+
+
+# --- sktime .ts time series -------------------------------------------------------------------
+
+TS_HEADER = "# a comment\n@problemName Tiny\n@timeStamps false\n@univariate {uni}\n@classLabel true b a\n@data\n"
+
+
+def write_ts(root: Path, name: str, rows: list[str], univariate: bool = True) -> None:
+    for split in ("TRAIN", "TEST"):
+        text = TS_HEADER.format(uni=str(univariate).lower()) + "\n".join(rows) + "\n"
+        (root / f"{name}_{split}.ts").write_text(text)
+
+
+def test_ts_univariate_series_and_labels_in_the_order_of_classlabel(tmp_path: Path) -> None:
+    write_ts(tmp_path, "uni", ["1,2,3:a", "", "4,5,6:b"])
+    arrays = load(Ts(path="uni"), tmp_path, None, seed=0)
+    assert arrays.x_train.dtype == np.float32 and arrays.x_train.shape == (2, 1, 3)  # type: ignore[union-attr]
+    assert arrays.y_train.tolist() == [1, 0] and arrays.classes == ["b", "a"]
+    assert arrays.x_test is not None and np.array_equal(arrays.x_test, arrays.x_train)  # type: ignore[arg-type]
+    assert set(arrays.files) == {"uni_TRAIN.ts", "uni_TEST.ts"}
+
+
+def test_ts_multivariate_variable_length_series_are_zero_padded_at_the_end(tmp_path: Path) -> None:
+    write_ts(tmp_path, "multi", ["1,2:3,4:a", "5,6,7,8:9,10,11,12:b", "1:2:a"], univariate=False)
+    arrays = load(Ts(path="multi", channels=2, length=4), tmp_path, None, seed=0)
+    x = arrays.x_train
+    assert x.shape == (3, 2, 4)  # type: ignore[union-attr]
+    assert x[0].tolist() == [[1, 2, 0, 0], [3, 4, 0, 0]] and x[2].tolist() == [[1, 0, 0, 0], [2, 0, 0, 0]]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ("1,x:3,4:a", r"multi_TRAIN\.ts, line 8: could not convert string to float: 'x'"),
+        ("1,2:3,4:c", r"multi_TRAIN\.ts, line 8: class 'c' is not one of b, a"),
+        ("1,2:3:a", r"multi_TRAIN\.ts, line 8: dimensions of different lengths"),
+        ("1,2:a", r"multi_TRAIN\.ts, line 8: 1 dimensions, not 2"),
+        ("1,2:3,4:", r"multi_TRAIN\.ts, line 8: class '' is not one of b, a"),
+    ],
+)
+def test_a_malformed_ts_row_names_the_file_and_line(tmp_path: Path, row: str, said: str) -> None:
+    write_ts(tmp_path, "multi", ["1,2:3,4:a", row], univariate=False)
+    with pytest.raises(DataError, match=said):
+        load(Ts(path="multi"), tmp_path, None, seed=0)
+
+
+def test_a_ts_row_without_a_label_names_the_file_and_line(tmp_path: Path) -> None:
+    write_ts(tmp_path, "multi", ["1,2,3:a", "1,2,3"])
+    with pytest.raises(DataError, match=r"multi_TRAIN\.ts, line 8: no class label"):
+        load(Ts(path="multi"), tmp_path, None, seed=0)
+
+
+def test_ts_without_classes_or_data_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x_TRAIN.ts").write_text("@problemName x\n@classLabel false\n@data\n1,2\n")
+    with pytest.raises(DataError, match=r"x_TRAIN\.ts, line 2: @classLabel lists no classes"):
+        load(Ts(path="x"), tmp_path, None, seed=0)
+    (tmp_path / "x_TRAIN.ts").write_text("@classLabel true 1 2\n")
+    with pytest.raises(DataError, match=r"x_TRAIN\.ts: no series"):
+        load(Ts(path="x"), tmp_path, None, seed=0)
+
+
+def test_ts_shape_the_spec_states_is_checked(tmp_path: Path) -> None:
+    write_ts(tmp_path, "uni", ["1,2,3:a", "4,5:b"])
+    with pytest.raises(DataError, match="the series have length 3, but the source says 5"):
+        load(Ts(path="uni", length=5), tmp_path, None, seed=0)
+
+
+def test_ts_task_before_the_files_are_read() -> None:
+    assert Ts(path="p").task().input_shape is None and Ts(path="p").task().target == "class"
+    assert Ts(path="p", channels=12, length=29).task().input_shape == (12, 29)
+
+
+@pytest.mark.skipif(not os.environ.get("NETSPEC_DATA"), reason="needs NETSPEC_DATA")
+def test_the_real_gunpoint_and_japanese_vowels() -> None:
+    root = Path(os.environ["NETSPEC_DATA"]).expanduser()
+    gun = load(Ts(path="ucr-timeseries-classification/GunPoint"), root, None, seed=0)
+    assert gun.x_train.shape == (50, 1, 150) and gun.x_test is not None and gun.x_test.shape == (150, 1, 150)  # type: ignore[union-attr]
+    assert gun.classes == ["1", "2"] and set(gun.y_train.tolist()) == {0, 1}
+    vowels = load(Ts(path="ucr-timeseries-classification/JapaneseVowels"), root, None, seed=0)
+    assert vowels.x_train.shape == (270, 12, 29) and vowels.x_test is not None and vowels.x_test.shape == (370, 12, 29)  # type: ignore[union-attr]
+    assert vowels.classes == [str(i) for i in range(1, 10)]

@@ -312,3 +312,32 @@ class Arithmetic(Source):
 
     def script_settings(self) -> list[Setting]:
         return [("SAMPLES", self.samples, "training pairs"), ("LOW", self.low, None), ("HIGH", self.high, None)]
+
+
+@SOURCES.register
+class Ts(Source):
+    """Time series classification in the sktime .ts format (the UCR/UEA archives): the files
+    `<path>_TRAIN.ts` and `<path>_TEST.ts`. Each sample is float32 [channels, length]
+    (channels: the series' dimensions); labels are indices into the classes in the order
+    @classLabel lists them. Series of different lengths are padded with zeros at the end
+    to the longest in train and test."""
+
+    kind: Literal["ts"] = "ts"
+    path: str = Field(description="the files' common prefix, e.g. 'ucr/GunPoint' for ucr/GunPoint_TRAIN.ts")
+    channels: Union[PosInt, None] = Field(None, description="dimensions per series, checked when the files are read")
+    length: Union[PosInt, None] = Field(None, description="series length after padding, checked when read")
+    positional: ClassVar = ("path",)
+    has_test: ClassVar[bool] = True
+    script_helpers: ClassVar[frozenset[str]] = frozenset({"ts_series", "ts_stack"})
+    loader: ClassVar[str] = "load_ts"
+
+    def files(self) -> tuple[str, str]:
+        return f"{self.path}_TRAIN.ts", f"{self.path}_TEST.ts"
+
+    def task(self) -> Task:
+        known = self.channels is not None and self.length is not None
+        return Task((self.channels, self.length) if known else None, "class")  # type: ignore[arg-type]
+
+    def script_settings(self) -> list[Setting]:
+        train, test = self.files()
+        return [("TRAIN_PATH", train, FOUND), ("TEST_PATH", test, None)]

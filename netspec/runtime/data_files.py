@@ -1,5 +1,5 @@
-"""Sources read from a file the spec names (CSV, NumPy archives, text, image folders) and generated
-ones (arithmetic), at run time."""
+"""Sources read from a file the spec names (CSV, NumPy archives, text, image folders, .ts time
+series) and generated ones (arithmetic), at run time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netspec.registry.sources import Arithmetic, Csv, ImageFolder, Npz, Text
+from netspec.registry.sources import Arithmetic, Csv, ImageFolder, Npz, Text, Ts
 from netspec.runtime.data_core import (
     Arrays,
     DataError,
@@ -34,6 +34,8 @@ from netspec.verbatim.readers import (
     is_number,
     npz_inputs,
     npz_targets,
+    ts_series,
+    ts_stack,
 )
 
 # --- CSV --------------------------------------------------------------------------------
@@ -204,3 +206,36 @@ def verify_images(files: list[Path]) -> None:
             raise DataError(
                 f"{path} is not a readable image: {e}", "remove it from the folder, or replace it with a good copy"
             ) from None
+
+
+# --- sktime .ts time series ---------------------------------------------------------------
+
+
+def load_ts(source: Ts, paths: DataPaths) -> Arrays:
+    """The _TRAIN.ts and _TEST.ts files: float32 [N, channels, length], zero-padded at the end
+    to the longest series of both, and labels in the order of @classLabel."""
+    read = [_ts_file(name, paths) for name in source.files()]
+    (train, y, classes, _), (test, y_test, test_classes, _) = read
+    if test_classes != classes:
+        raise DataError(f"the test file's classes {test_classes} are not the training file's {classes}")
+    dims = {s.shape[0] for s in train + test}
+    if len(dims) > 1:
+        raise DataError(f"the train and test series have different dimensions: {sorted(dims)}")
+    length = max(s.shape[1] for s in train + test)
+    for what, want, got in (("channels", source.channels, dims.pop()), ("length", source.length, length)):
+        if want is not None and want != got:
+            raise DataError(f"{source.path}: the series have {what} {got}, but the source says {want}")
+    files = {name: digest for name, (*_, digest) in zip(source.files(), read)}
+    return Arrays(ts_stack(train, length), y, ts_stack(test, length), y_test, classes=classes, files=files)
+
+
+def _ts_file(name: str, paths: DataPaths) -> tuple[list[np.ndarray], np.ndarray, list[str], str]:
+    path = find_path(name, paths, ".ts file")
+    data = read_bytes(path)
+    try:
+        series, labels, classes = ts_series(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from e
+    except ValueError as e:
+        raise DataError(f"{path}, {e}" if str(e).startswith("line ") else f"{path}: {e}") from None
+    return series, labels, classes, sha256_bytes(data)

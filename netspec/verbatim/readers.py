@@ -166,3 +166,71 @@ def folder_digest(folder: Path, files: list[Path]) -> str:
     for f in files:
         h.update(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\n".encode())
     return h.hexdigest()
+
+
+def ts_series(
+    text: str,
+) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    """An sktime .ts file's series, as float32 [dimensions, length] each (lengths may
+    differ), their int64 labels (indices into the classes in the order @classLabel
+    lists them) and the class names; ValueError naming the line of a bad one."""
+    classes: list[str] | None = None
+    dims: int | None = None
+    series: list[np.ndarray] = []
+    labels: list[int] = []
+    data = False
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not data:
+            words = line.split()
+            key, rest = words[0].lower(), words[1:]
+            if key == "@classlabel":
+                if not rest or rest[0].lower() != "true" or len(rest) < 2:
+                    raise ValueError(f"line {n}: @classLabel lists no classes")
+                classes = rest[1:]
+            elif key == "@timestamps" and rest and rest[0].lower() == "true":
+                raise ValueError(f"line {n}: series with time stamps are not supported")
+            elif key == "@dimensions" and rest:
+                dims = int(rest[0]) if rest[0].isdigit() else None
+            elif key == "@data":
+                data = True
+                if classes is None:
+                    raise ValueError(f"line {n}: @data before a @classLabel line")
+            elif not key.startswith("@"):
+                raise ValueError(f"line {n}: {line[:40]!r} before @data")
+            continue
+        assert classes is not None
+        *parts, label = line.split(":")
+        if not parts:
+            raise ValueError(f"line {n}: no class label after the values")
+        if dims is not None and len(parts) != dims:
+            raise ValueError(f"line {n}: {len(parts)} dimensions, not {dims}")
+        dims = len(parts)
+        try:
+            rows = [[float(v) for v in p.split(",")] for p in parts]
+        except ValueError as e:
+            raise ValueError(f"line {n}: {e}") from None
+        if len({len(r) for r in rows}) > 1:
+            raise ValueError(f"line {n}: dimensions of different lengths")
+        if label.strip() not in classes:
+            known = ", ".join(classes)
+            raise ValueError(f"line {n}: class {label.strip()!r} is not one of {known}")
+        series.append(np.array(rows, dtype=np.float32))
+        labels.append(classes.index(label.strip()))
+    if not series or classes is None:
+        raise ValueError("no series: it needs a @classLabel line, @data and rows")
+    return series, np.array(labels, dtype=np.int64), classes
+
+
+def ts_stack(
+    series: list[np.ndarray],
+    length: int,
+) -> np.ndarray:
+    """Series [dimensions, length_i] as one float32 array [N, dimensions, length],
+    each padded with zeros at the end."""
+    out = np.zeros((len(series), series[0].shape[0], length), dtype=np.float32)
+    for i, s in enumerate(series):
+        out[i, :, : s.shape[1]] = s
+    return out
