@@ -1061,3 +1061,65 @@ def test_a_gpt_style_classifier_trains_to_the_numbers_of_netspec_run(tmp_path: P
     result = run_script(script, "--data-dir", str(tmp_path / "empty-root"), "--out", str(work / "script"), cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(work / "netspec", work / "script")
+
+
+# --- sktime .ts time series (issue 12) -------------------------------------------------------------
+
+GUNPOINT_NET = """version 1
+
+network Gun {
+    input [1, 150]
+    conv1d(8, kernel=7, padding="same") -> relu
+    maxpool(2)
+    conv1d(16, kernel=5, padding="same") -> relu
+    global_avgpool
+    dense(2)
+}
+
+dataset gunpoint {
+    source ts("ucr-timeseries-classification/GunPoint", channels=1, length=150)
+    batch 16
+}
+
+train {
+    model Gun
+    loss cross_entropy
+    optimizer adam(lr=3e-3)
+    epochs 2
+    metrics accuracy
+    seed 3
+}
+"""
+
+
+@pytest.mark.torch
+def test_ts_source_reads_the_arrays_netspec_reads(tmp_path: Path) -> None:
+    from netspec.registry import SOURCES as REGISTRY
+    from netspec.runtime.datasets import load as load_source
+
+    header = "@problemName T\n@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true x y\n@data\n"
+    (tmp_path / "t_TRAIN.ts").write_text(header + "1,2:3,4:y\n5,6,7:8,9,10:x\n")
+    (tmp_path / "t_TEST.ts").write_text(header + "1.5:2.5:x\n")
+    base = program_of(ADDER + "dataset d {\n    source arithmetic\n}\n\n" + TRAIN_ADDER)
+    assert base.dataset is not None
+    source = REGISTRY.entries["ts"](path="t")
+    program = base.model_copy(update={"dataset": base.dataset.model_copy(update={"source": source})})
+    script = tmp_path / "source_ts.py"
+    script.write_text(emit.emit(program, spec="ts"), encoding="utf-8")
+    assert_ruff_clean(script)
+    expected = load_source(source, tmp_path, None, seed=0, download=False)
+    got = import_script(script).load_data(tmp_path)
+    want = [expected.x_train, expected.y_train, expected.x_test, expected.y_test]
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    assert got[-1] == expected.files and got[2].shape == (1, 2, 3)
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not DATA, reason="needs NETSPEC_DATA")
+def test_a_conv1d_net_on_gunpoint_trains_to_the_numbers_of_netspec_run(tmp_path: Path) -> None:
+    spec = tmp_path / "gunpoint.net"
+    spec.write_text(GUNPOINT_NET, encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    equivalence(spec, [], str(DATA), work)

@@ -58,7 +58,8 @@ SCRIPT_NAMES = frozenset(
         "SAMPLES", "LOW", "HIGH", "RECORD", "TEST_FILE", "TRAIN_FILES", "fetch_cifar", "is_number", "zipfile",
         "workers", "write_atomic",
         "npz_inputs", "npz_targets", "char_windows", "cifar_records", "decode_image", "image_index",
-        "folder_digest", "csv_rows", "csv_target", "TASK_TYPE",  # verbatim/readers.py
+        "folder_digest", "csv_rows", "csv_target", "TASK_TYPE", "ts_series", "ts_stack", "TRAIN_PATH", "TEST_PATH",
+        "read_ts",  # verbatim/readers.py
     }
 )  # fmt: skip
 NETSPEC_MODULES = (
