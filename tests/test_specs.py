@@ -368,6 +368,9 @@ def test_registry_has_the_canonical_names() -> None:
             "gru",
             "attention",
             "transformer_encoder",
+            "positional_embedding",
+            "pool",
+            "permute",
             "upsample",
             "relu",
             "leaky_relu",
@@ -384,7 +387,17 @@ def test_registry_has_the_canonical_names() -> None:
     assert OPTIMIZERS.names() == ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
     assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "plateau"]
     assert METRICS.names() == ["accuracy", "top_k", "precision", "recall", "f1", "mse", "mae"]
-    assert SOURCES.names() == ["mnist", "fashion_mnist", "cifar10", "csv", "npz", "image_folder", "text", "arithmetic"]
+    assert SOURCES.names() == [
+        "mnist",
+        "fashion_mnist",
+        "cifar10",
+        "csv",
+        "npz",
+        "image_folder",
+        "text",
+        "arithmetic",
+        "ts",
+    ]
     assert TRANSFORMS.names() == [
         "normalize",
         "standardize",
