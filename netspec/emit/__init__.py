@@ -59,6 +59,7 @@ SCRIPT_NAMES = frozenset(
         "workers", "write_atomic",
         "npz_inputs", "npz_targets", "char_windows", "cifar_records", "decode_image", "image_index",
         "folder_digest", "csv_rows", "csv_target", "TASK_TYPE", "ts_series", "ts_stack", "TRAIN_PATH", "TEST_PATH",
+        "_ts_header", "_ts_row",
         "read_ts",  # verbatim/readers.py
     }
 )  # fmt: skip

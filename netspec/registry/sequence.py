@@ -118,15 +118,10 @@ def _heads_check(dim: int, heads: int) -> None:
         )
 
 
-@LAYERS.register
-class Attention(Layer):
-    """Multi-head self-attention over [seq, dim] (`nn.MultiheadAttention`, query = key = value)."""
+class _MultiHead(Layer):
+    """What every attention layer shares: heads that divide the feature size of [seq, dim]."""
 
-    kind: Literal["attention"] = "attention"
     heads: PosInt = Field(description="attention heads; must divide the feature size")
-    dropout: Fraction = Field(0.0, description="dropout on attention weights")
-    causal: bool = Field(False, description="mask future positions (for language models)")
-    bias: bool = Field(True, description="learned biases in the projections")
     positional: ClassVar = ("heads",)
     expects: ClassVar[str] = "[seq, dim]"
     ranks: ClassVar = (2,)
@@ -134,6 +129,16 @@ class Attention(Layer):
     def output(self, shape: Shape) -> Shape:
         _heads_check(shape[1], self.heads)
         return shape
+
+
+@LAYERS.register
+class Attention(_MultiHead):
+    """Multi-head self-attention over [seq, dim] (`nn.MultiheadAttention`, query = key = value)."""
+
+    kind: Literal["attention"] = "attention"
+    dropout: Fraction = Field(0.0, description="dropout on attention weights")
+    causal: bool = Field(False, description="mask future positions (for language models)")
+    bias: bool = Field(True, description="learned biases in the projections")
 
     def count(self, shape: Shape) -> int:
         d = shape[1]
@@ -145,24 +150,16 @@ class Attention(Layer):
 
 
 @LAYERS.register
-class TransformerEncoder(Layer):
+class TransformerEncoder(_MultiHead):
     """Transformer encoder layers (self-attention + feed-forward) over [seq, dim] (`nn.TransformerEncoder`)."""
 
     kind: Literal["transformer_encoder"] = "transformer_encoder"
-    heads: PosInt = Field(description="attention heads; must divide the feature size")
     ff: PosInt | None = Field(None, description="feed-forward width (default: 4 × dim)")
     layers: PosInt = Field(1, description="stacked encoder layers")
     dropout: Fraction = Field(0.1, description="dropout rate")
     activation: Literal["relu", "gelu"] = Field("relu", description="feed-forward activation")
     norm_first: bool = Field(False, description="pre-norm (true) or post-norm (false)")
     causal: bool = Field(False, description="mask future positions (for language models)")
-    positional: ClassVar = ("heads",)
-    expects: ClassVar[str] = "[seq, dim]"
-    ranks: ClassVar = (2,)
-
-    def output(self, shape: Shape) -> Shape:
-        _heads_check(shape[1], self.heads)
-        return shape
 
     def count(self, shape: Shape) -> int:
         d = shape[1]

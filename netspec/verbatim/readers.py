@@ -174,54 +174,66 @@ def ts_series(
     """An sktime .ts file's series, as float32 [dimensions, length] each (lengths may
     differ), their int64 labels (indices into the classes in the order @classLabel
     lists them) and the class names; ValueError naming the line of a bad one."""
-    classes: list[str] | None = None
-    dims: int | None = None
+    header: dict[str, object] = {}
     series: list[np.ndarray] = []
     labels: list[int] = []
-    data = False
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if not data:
-            words = line.split()
-            key, rest = words[0].lower(), words[1:]
-            if key == "@classlabel":
-                if not rest or rest[0].lower() != "true" or len(rest) < 2:
-                    raise ValueError(f"line {n}: @classLabel lists no classes")
-                classes = rest[1:]
-            elif key == "@timestamps" and rest and rest[0].lower() == "true":
-                raise ValueError(f"line {n}: series with time stamps are not supported")
-            elif key == "@dimensions" and rest:
-                dims = int(rest[0]) if rest[0].isdigit() else None
-            elif key == "@data":
-                data = True
-                if classes is None:
-                    raise ValueError(f"line {n}: @data before a @classLabel line")
-            elif not key.startswith("@"):
-                raise ValueError(f"line {n}: {line[:40]!r} before @data")
+        if "data" not in header:
+            _ts_header(line, n, header)
             continue
-        assert classes is not None
-        *parts, label = line.split(":")
-        if not parts:
-            raise ValueError(f"line {n}: no class label after the values")
-        if dims is not None and len(parts) != dims:
-            raise ValueError(f"line {n}: {len(parts)} dimensions, not {dims}")
-        dims = len(parts)
-        try:
-            rows = [[float(v) for v in p.split(",")] for p in parts]
-        except ValueError as e:
-            raise ValueError(f"line {n}: {e}") from None
-        if len({len(r) for r in rows}) > 1:
-            raise ValueError(f"line {n}: dimensions of different lengths")
-        if label.strip() not in classes:
-            known = ", ".join(classes)
-            raise ValueError(f"line {n}: class {label.strip()!r} is not one of {known}")
-        series.append(np.array(rows, dtype=np.float32))
-        labels.append(classes.index(label.strip()))
-    if not series or classes is None:
+        rows, label = _ts_row(line, n, header)
+        series.append(rows)
+        labels.append(label)
+    classes = header.get("classes")
+    if not series or not isinstance(classes, list):
         raise ValueError("no series: it needs a @classLabel line, @data and rows")
     return series, np.array(labels, dtype=np.int64), classes
+
+
+def _ts_header(line: str, n: int, header: dict[str, object]) -> None:
+    """One line before @data: the classes, the dimensions, or @data itself."""
+    words = line.split()
+    key, rest = words[0].lower(), words[1:]
+    if key == "@classlabel":
+        if not rest or rest[0].lower() != "true" or len(rest) < 2:
+            raise ValueError(f"line {n}: @classLabel lists no classes")
+        header["classes"] = rest[1:]
+    elif key == "@timestamps" and rest and rest[0].lower() == "true":
+        raise ValueError(f"line {n}: series with time stamps are not supported")
+    elif key == "@dimensions" and rest:
+        header["dims"] = int(rest[0]) if rest[0].isdigit() else None
+    elif key == "@data":
+        if "classes" not in header:
+            raise ValueError(f"line {n}: @data before a @classLabel line")
+        header["data"] = True
+    elif not key.startswith("@"):
+        raise ValueError(f"line {n}: {line[:40]!r} before @data")
+
+
+def _ts_row(line: str, n: int, header: dict[str, object]) -> tuple[np.ndarray, int]:
+    """One series: its dimensions, split by colons, and the class label last."""
+    classes = header["classes"]
+    assert isinstance(classes, list)
+    *parts, label = line.split(":")
+    if not parts:
+        raise ValueError(f"line {n}: no class label after the values")
+    dims = header.get("dims")
+    if dims is not None and len(parts) != dims:
+        raise ValueError(f"line {n}: {len(parts)} dimensions, not {dims}")
+    header["dims"] = len(parts)
+    try:
+        rows = [[float(v) for v in p.split(",")] for p in parts]
+    except ValueError as e:
+        raise ValueError(f"line {n}: {e}") from None
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError(f"line {n}: dimensions of different lengths")
+    if label.strip() not in classes:
+        known = ", ".join(classes)
+        raise ValueError(f"line {n}: class {label.strip()!r} is not one of {known}")
+    return np.array(rows, dtype=np.float32), classes.index(label.strip())
 
 
 def ts_stack(
