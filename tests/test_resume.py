@@ -372,6 +372,26 @@ def test_a_signal_during_start_up_exits_quietly(tmp_path: Path, signum: int, cod
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
 
 
+def test_a_signal_that_a_library_turns_into_its_own_error_still_exits_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """pydantic, building a schema when the signal comes, reports the KeyboardInterrupt as a SchemaError
+    (seen in CI): the exit is still 128 + the signal's number, with no "internal error"."""
+    from netspec.ir import pipeline
+
+    def compile_then_signal(*args: Any, **kwargs: Any) -> Any:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt as e:
+            raise RuntimeError(f"Error building serializer: {type(e).__name__}") from None
+        raise AssertionError("no signal came")
+
+    monkeypatch.setattr(pipeline, "compile_file", compile_then_signal)
+    assert cli.main(["check", spec_file(tmp_path)]) == 143
+    assert "internal error" not in capsys.readouterr().err
+
+
 # --- 8. killed at any file operation, then resumed: the unbroken run, or a clear refusal ----------
 
 DRIVER = textwrap.dedent(

@@ -3,9 +3,11 @@
 While `deferred()` is active, either signal only sets a flag; the training loop calls `check()`
 after each step, which raises `Interrupted` there, so that a checkpoint is always taken between
 two steps, never in the middle of one. The same signal a second time raises at once (marked
-`at_once`: no checkpoint is taken then, the last one stays). Before training (loading data), `terminating()` makes
-SIGTERM raise `Interrupted` at once, as SIGINT raises KeyboardInterrupt. The command line exits
-with 128 + the signal's number (130, 143).
+`at_once`: no checkpoint is taken then, the last one stays). Outside training, `watching()` (the
+whole command line) makes either signal raise `Interrupted` at once and records it in `received`:
+a library may turn that exception into one of its own (pydantic, building a schema, reports a
+KeyboardInterrupt as a SchemaError), and the command line still exits with 128 + the signal's
+number (130, 143) then, not with an internal error.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending: list[int] = []
+received: list[int] = []  # every signal a handler here has seen since `watching()` began
 
 
 class Interrupted(KeyboardInterrupt):
@@ -37,6 +40,7 @@ def check() -> None:
 
 
 def _note(signum: int, frame: Any) -> None:
+    received.append(signum)
     if signum in _pending:  # the same signal twice (Ctrl-C, Ctrl-C): stop at once
         raise Interrupted(signum, at_once=True)
     _pending.append(signum)
@@ -50,6 +54,7 @@ def ignore_in_worker(worker_id: int) -> None:
 
 
 def _raise(signum: int, frame: Any) -> None:
+    received.append(signum)
     raise Interrupted(signum)
 
 
@@ -61,9 +66,12 @@ def deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def terminating() -> Iterator[None]:
-    """SIGTERM raises Interrupted at once (start-up: nothing to save yet)."""
-    with _handled(_raise, (signal.SIGTERM,)):
+def watching() -> Iterator[None]:
+    """Either signal raises Interrupted at once and is recorded in `received`. SIGINT stays ignored
+    where it was (a background job): a terminal's Ctrl-C never reaches such a process."""
+    received.clear()
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    with _handled(_raise, (signal.SIGTERM,) if ignored else SIGNALS):
         yield
 
 
