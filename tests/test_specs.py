@@ -336,17 +336,17 @@ def test_language_reference_is_fresh() -> None:
 
 
 def test_reference_covers_every_registry_entry() -> None:
-    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS
     from netspec.tools.docs import reference
 
     text = reference()
-    for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS):
+    for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS):
         for name in registry.names():
             assert f"### `{name}`" in text
 
 
 def test_registry_has_the_canonical_names() -> None:
-    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS
+    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS
 
     assert set(LAYERS.names()) == set(
         [
@@ -383,7 +383,19 @@ def test_registry_has_the_canonical_names() -> None:
             "silu",
         ]
     )
-    assert LOSSES.names() == ["cross_entropy", "nll", "mse", "l1", "huber", "bce", "bce_logits"]
+    assert LOSSES.names() == [
+        "cross_entropy",
+        "nll",
+        "mse",
+        "l1",
+        "huber",
+        "bce",
+        "bce_logits",
+        "gan_bce",
+        "hinge",
+        "wgan_gp",
+    ]
+    assert TASKS.names() == ["supervised", "gan"]
     assert OPTIMIZERS.names() == ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
     assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "plateau"]
     assert METRICS.names() == ["accuracy", "top_k", "precision", "recall", "f1", "mse", "mae"]

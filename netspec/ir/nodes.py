@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
 from pydantic import Field
 
 from netspec.language.span import Node, Shape, Span
-from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping, Layer
+from netspec.registry import (
+    LAYERS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+    SOURCES,
+    TASKS,
+    TRANSFORMS,
+    EarlyStopping,
+    Layer,
+)
+from netspec.registry.tasks import Supervised
 
 FORMAT_VERSION = 1
 
@@ -26,7 +38,9 @@ if TYPE_CHECKING:  # the unions are built from the registry at run time; mypy se
     from netspec.registry import Transform as TransformOp
     from netspec.registry.optimizers import Optimizer as OptimizerOp
     from netspec.registry.schedules import Schedule as ScheduleOp
+    from netspec.registry.tasks import TrainingTask as TaskOp
 else:
+    TaskOp = TASKS.union()
     SourceOp, TransformOp = SOURCES.union(), TRANSFORMS.union()
     LossOp, OptimizerOp, ScheduleOp, MetricOp = LOSSES.union(), OPTIMIZERS.union(), SCHEDULES.union(), METRICS.union()
 
@@ -109,9 +123,14 @@ class Train(Node):
 
     kind: Literal["train"] = "train"
     span: Span
-    model: str = Field(description="the network to train")
+    task: TaskOp = Field(default_factory=Supervised, description="what is trained: one model, or a GAN")
+    model: Optional[str] = Field(None, description="the network to train (the supervised task)")
+    generator: Optional[str] = Field(None, description="the network that turns noise into samples (task gan)")
+    discriminator: Optional[str] = Field(None, description="the network that scores samples as real (task gan)")
     loss: LossOp = Field(description="the training loss")
-    optimizer: OptimizerOp = Field(description="the optimizer and its settings")
+    optimizer: OptimizerOp = Field(description="the optimizer and its settings (of both networks of a GAN)")
+    generator_optimizer: Optional[OptimizerOp] = Field(None, description="the generator's, if not `optimizer`")
+    discriminator_optimizer: Optional[OptimizerOp] = Field(None, description="the discriminator's, if not `optimizer`")
     schedule: Optional[ScheduleOp] = Field(None, description="learning-rate schedule")
     epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="passes over the training data")
     steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="optimizer steps (instead of epochs)")
@@ -128,6 +147,15 @@ class Train(Node):
     )
     compile: bool = Field(False, description="compile the model with torch.compile")
 
+    def trained(self) -> dict[str, str]:
+        """The networks it trains, by the key that names them: {"model": "LeNet"}."""
+        return {key: getattr(self, key) for key in self.task.networks if getattr(self, key)}
+
+    def optimizer_of(self, key: str) -> OptimizerOp:
+        """The optimizer of the network that `key` names: its own (`generator_optimizer`), or `optimizer`."""
+        own = getattr(self, f"{key}_optimizer", None)
+        return own if own is not None else self.optimizer
+
 
 class Program(Node):
     """A checked spec."""
@@ -139,7 +167,7 @@ class Program(Node):
     dataset: Optional[Dataset] = None
     train: Optional[Train] = None
 
-    def network(self, name: str) -> Network | None:
+    def network(self, name: str | None) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)
 
 

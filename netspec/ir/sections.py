@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 
 from netspec.ir.nodes import Dataset, Train
 from netspec.language.span import Node
-from netspec.registry import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, EarlyStopping
+from netspec.registry import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS, EarlyStopping
 from netspec.registry.base import Op, Registry, article, format_value
 
 Form = Literal["value", "network", "one", "many", "call", "each"]
@@ -111,6 +111,7 @@ class SectionSchema:
     model: type[Node]
     keys: dict[str, Key]  # in the IR model's field order
     either: tuple[Either, ...] = ()
+    second: str | None = None  # the hint to a second section of this kind
 
     def key(self, written: str) -> Key | None:
         """The key `written` stands for: itself, or the `each` key whose registry holds it."""
@@ -164,9 +165,11 @@ def _key(name: str, field: FieldInfo, how: How) -> Key:
     return key
 
 
-def _section(kind: str, model: type[Node], hows: dict[str, How], either: tuple[Either, ...] = ()) -> SectionSchema:
+def _section(
+    kind: str, model: type[Node], hows: dict[str, How], either: tuple[Either, ...] = (), second: str | None = None
+) -> SectionSchema:
     keys = {n: _key(n, f, hows.get(n, How())) for n, f in model.model_fields.items() if n not in NOT_KEYS}
-    return SectionSchema(kind, model, keys, either)
+    return SectionSchema(kind, model, keys, either, second)
 
 
 SECTIONS: dict[str, SectionSchema] = {
@@ -182,14 +185,21 @@ SECTIONS: dict[str, SectionSchema] = {
         "train",
         Train,
         {
+            "task": How("one", TASKS),
             "model": How("network"),
+            "generator": How("network"),
+            "discriminator": How("network"),
             "loss": How("one", LOSSES, "`loss cross_entropy`"),
             "optimizer": How("one", OPTIMIZERS, "`optimizer adam(lr=1e-3)`"),
+            "generator_optimizer": How("one", OPTIMIZERS),
+            "discriminator_optimizer": How("one", OPTIMIZERS),
             "schedule": How("one", SCHEDULES),
             "metrics": How("many", METRICS),
             "early_stopping": How("call", EarlyStopping),
         },
         (Either("epochs", "steps", "`epochs 10`"),),
+        "networks trained against each other share one: "
+        + "; ".join(f"{t.title} names {t.picture}" for t in TASKS.entries.values() if len(t.networks) > 1),
     ),
 }
 

@@ -6,6 +6,7 @@ language reference lists them.
 
 # isort: off  (registration order is the order of the language reference)
 from netspec.registry.activations import ACTIVATIONS
+from netspec.registry.adversarial import AdversarialLoss
 from netspec.registry.base import Op, Problem, Registry
 from netspec.registry.layers import LAYERS, Layer, TorchModule
 
@@ -16,6 +17,7 @@ from netspec.registry.optimizers import OPTIMIZERS, Optimizer
 from netspec.registry.schedules import SCHEDULES, Schedule
 from netspec.registry.sequence import Embedding
 from netspec.registry.sources import SOURCES, Source, Task
+from netspec.registry.tasks import TASKS, TrainingTask
 from netspec.registry.transforms import TRANSFORMS, Transform
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "SOURCES",
+    "TASKS",
     "TRANSFORMS",
+    "AdversarialLoss",
     "EarlyStopping",
     "Embedding",
     "Layer",
@@ -40,5 +44,6 @@ __all__ = [
     "Source",
     "Task",
     "TorchModule",
+    "TrainingTask",
     "Transform",
 ]

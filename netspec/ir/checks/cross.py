@@ -1,8 +1,10 @@
-"""Pass 4: the sections against the network they train.
+"""Pass 4: the sections against the networks they train, by the train section's task.
 
-The dataset's samples (after the transforms) against the network's input, the loss against
-its output, the metrics against the loss's task and the classes, and what early stopping
-and the schedule monitor.
+The loss against the task. Supervised: the dataset's samples (after the transforms) against the
+network's input, the loss against its output, the metrics against the loss's task and the classes,
+and what early stopping and the schedule monitor. A GAN: the generator's noise input, its output
+against the discriminator's input and the dataset's samples, the loss against the discriminator's
+output.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from netspec.ir.checks.context import CheckContext
 from netspec.language import syntax as st
 from netspec.language.span import Shape
 from netspec.language.suggest import did_you_mean
-from netspec.registry import Problem
+from netspec.registry import LOSSES, Problem
 from netspec.registry.base import fmt_shape
 from netspec.registry.sources import Task
 
@@ -24,11 +26,31 @@ def run(module: st.Module, ctx: CheckContext) -> None:
     train, dataset = ctx.parts.train, ctx.parts.dataset
     if train is None or dataset is None:
         return
-    net = ctx.trace.networks.get(train.model)
     task = dataset.source.task()
     sample = _transforms(ctx, dataset, task)
+    if _loss_fits(ctx, train):
+        CHECKS[train.task.trainer](module, ctx, train, task, sample)
+
+
+def _loss_fits(ctx: CheckContext, train: ir.Train) -> bool:
+    if train.loss.target in train.task.loss_target:
+        return True
+    names = [n for n, c in LOSSES.entries.items() if c.target in train.task.loss_target]
+    ctx.report(
+        "NS050",
+        f"loss `{train.loss.kind}` does not train task `{train.task.kind}`",
+        train.loss.span or train.span,
+        f"losses of task `{train.task.kind}`: {', '.join(names)}",
+    )
+    return False
+
+
+def _supervised(module: st.Module, ctx: CheckContext, train: ir.Train, task: Task, sample: Shape | None) -> None:
+    net = ctx.trace.networks.get(train.model or "")
+    dataset = ctx.parts.dataset
+    assert dataset is not None
     if net is None:
-        _failed_network(module, ctx, train.model, sample)
+        _failed_network(module, ctx, train.model or "", sample)
         return
     if sample is not None and net.input_shape != sample:
         _input_mismatch(ctx, net.name, net.input_shape, sample, ctx.trace.inputs.get(net.name, net.span))
@@ -36,6 +58,33 @@ def run(module: st.Module, ctx: CheckContext) -> None:
         ctx.binder.problem(p, train.loss.span or train.span, "NS050" if p.severity == "error" else "NS101")
     _metrics(ctx, train, net)
     _monitors(ctx, train, dataset)
+
+
+def _adversarial(module: st.Module, ctx: CheckContext, train: ir.Train, task: Task, sample: Shape | None) -> None:
+    g, d = ctx.trace.networks.get(train.generator or ""), ctx.trace.networks.get(train.discriminator or "")
+    if d is None:
+        _failed_network(module, ctx, train.discriminator or "", sample)
+    if g is None or d is None:
+        return
+    if len(g.input_shape) != 1:
+        ctx.report(
+            "NS041",
+            f"the generator `{g.name}` takes noise vectors [latent], but its input is {fmt_shape(g.input_shape)}",
+            ctx.trace.inputs.get(g.name, g.span),
+            "write e.g. `input [64]`",
+        )
+    if sample is not None and d.input_shape != sample:
+        _input_mismatch(ctx, d.name, d.input_shape, sample, ctx.trace.inputs.get(d.name, d.span))
+    elif g.output_shape != d.input_shape:
+        ctx.report(
+            "NS041",
+            f"the generator `{g.name}` makes samples of shape {fmt_shape(g.output_shape)}, but the discriminator "
+            f"`{d.name}` takes {fmt_shape(d.input_shape)}",
+            g.span,
+            f"make the generator's last layer give {fmt_shape(d.input_shape)}",
+        )
+    for p in train.loss.check_output(d.output_shape, task, _last_kind(d.steps)):
+        ctx.binder.problem(p, train.loss.span or train.span, "NS050" if p.severity == "error" else "NS101")
 
 
 def _input_mismatch(ctx: CheckContext, name: str, declared: Shape, sample: Shape, span: Any) -> None:
@@ -148,3 +197,6 @@ def _monitors(ctx: CheckContext, train: ir.Train, dataset: ir.Dataset) -> None:
                 span,
                 "add `validation 0.1` to the dataset section",
             )
+
+
+CHECKS = {"supervised": _supervised, "adversarial": _adversarial}  # by the task's trainer

@@ -17,6 +17,7 @@ from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
 from netspec.registry import Registry
 from netspec.registry.base import article
+from netspec.registry.tasks import task_for
 
 Reader = Callable[[CheckContext, Key, st.Entry], Any]
 
@@ -52,6 +53,11 @@ def _evaluated(ctx: CheckContext, entry: st.Entry) -> Any:
 
 def network(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
     """`model LeNet`: a value that names a network of the spec."""
+    if entry.args is None and len(entry.values) > 1:  # `model Generator, Discriminator`
+        task = task_for(len(entry.values))
+        hint = f"{task.title} names each network with its own key: {task.picture}" if task else None
+        ctx.report("NS032", f"`{entry.key}` names one network", entry.values[1].span, hint)
+        return INVALID
     name = value(ctx, key, entry)
     if name is INVALID or (isinstance(name, str) and _known_network(ctx, name, entry)):
         return name

@@ -27,7 +27,7 @@ def run(module: st.Module, ctx: CheckContext) -> None:
 
 def estimate(net: ir.Network, train: ir.Train | None, dataset: ir.Dataset | None) -> tuple[int, int, int]:
     """Bytes of weights (with gradients and optimizer state when trained) and of activations, and the batch."""
-    trained = train is not None and train.model == net.name
+    trained = train is not None and net.name in train.trained().values()
     batch = dataset.batch if dataset and trained else 1
     copies = 2 + train.optimizer.state_copies() if train is not None and trained else 1  # weights, gradients, state
     weights = net.params * 4 * copies

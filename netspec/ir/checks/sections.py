@@ -16,7 +16,8 @@ from netspec.ir.values import INVALID, describe_field, describe_value
 from netspec.language import syntax as st
 from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
-from netspec.registry import LAYERS
+from netspec.registry import LAYERS, TASKS
+from netspec.registry.tasks import Supervised
 
 Values = dict[str, Any]
 
@@ -34,11 +35,13 @@ def _find(module: st.Module, ctx: CheckContext) -> dict[str, st.Section]:
         if not isinstance(item, st.Section):
             continue
         if item.kind in found:
+            schema = SECTIONS.get(item.kind)
+            more = f"; {schema.second}" if schema is not None and schema.second else ""
             ctx.report(
                 "NS031",
                 f"a spec has one `{item.kind}` section; this is a second one",
                 item.span,
-                f"the first is at line {found[item.kind].span.line}",
+                f"the first is at line {found[item.kind].span.line}{more}",
             )
         found.setdefault(item.kind, item)
     return found
@@ -112,15 +115,35 @@ def _unknown_key(ctx: CheckContext, schema: SectionSchema, entry: st.Entry) -> N
 def _required(ctx: CheckContext, schema: SectionSchema, node: st.Section, values: Values) -> None:
     """Keys that must be written (or, for a network, may be left out when the spec has one)."""
     given = {e.key for e in node.entries}
+    task = values.setdefault("task", _task_of(given)) if "task" in schema.keys else Supervised()
     for key in schema.keys.values():
         if key.name in given:
-            continue
-        if key.form == "network":
-            _default_network(ctx, schema, node, key, values)
+            _unused(ctx, task, key, node, values)
+        elif key.form == "network":
+            if key.name in task.networks:
+                _default_network(ctx, schema, node, key, values)
         elif (missing := key.missing(schema.kind)) is not None:
             ctx.report("NS033", missing[0], node.span, missing[1])
     for rule in schema.either:
         _either(ctx, schema, node, rule, given)
+
+
+def _task_of(given: set[str]) -> Any:
+    """The task of a train section that names none: the one whose networks it names (`generator G`:
+    a GAN), else the first (supervised)."""
+    found = [t for t in TASKS.entries.values() if given & set(t.networks)]
+    return (found or list(TASKS.entries.values()))[0]()
+
+
+def _unused(ctx: CheckContext, task: Any, key: Key, node: st.Section, values: Values) -> None:
+    """A key written that the section's task does not read: `generator G` without `task gan`."""
+    if key.name not in task.unused and (key.form != "network" or key.name in task.networks):
+        return
+    users = [t for t in TASKS.entries.values() if key.name in t.networks]
+    hint = f"it belongs to `task {users[0].kind_name()}`: {users[0].picture}" if users else f"remove `{key.name}`"
+    span = next(e.key_span for e in node.entries if e.key == key.name)
+    ctx.report("NS030", f"task `{task.kind}` does not use `{key.name}`", span, hint)
+    values.pop(key.name, None)
 
 
 def _default_network(ctx: CheckContext, schema: SectionSchema, node: st.Section, key: Key, values: Values) -> None:
