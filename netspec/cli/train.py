@@ -152,6 +152,10 @@ def _print_result(summary: dict[str, Any], out: Path | None, fmt: str) -> None:
     test = ", ".join(f"{k} {number(k, v)}" for k, v in summary["test"].items())
     where = f" -> {out}" if out else ""
     took = f"{plural(summary['epochs'], 'epoch')}, {number('seconds', summary['wall_seconds'])}"
+    if "samples" in summary:  # a GAN: what it made, not a test score
+        made = f"{out / summary['samples']}" if out else "no run directory"
+        print(f"samples: {made} ({took})")
+        return
     print(f"test: {test or 'no test split'} ({took}){where}")
 
 

@@ -48,6 +48,7 @@ class _StateFile(BaseModel):
     batch: int = Field(default=0, ge=0)
     total: float = 0.0
     seen: int = Field(default=0, ge=0)
+    sums: dict[str, float] = Field(default_factory=dict)
 
 
 class _Info(BaseModel):

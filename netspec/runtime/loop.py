@@ -25,13 +25,14 @@ import netspec
 from netspec.ir import nodes as ir
 from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
-from netspec.runtime import checkpoint, console, interrupts, resume
+from netspec.runtime import adversarial, checkpoint, console, interrupts, resume
 from netspec.runtime import rundir as artifacts
-from netspec.runtime.build import build_network
+from netspec.runtime.build import build_network, scheduler_class
 from netspec.runtime.datasets import Arrays, DataError, ImageFiles, check_fit, load, resolve_root
 from netspec.runtime.rundir import State
 from netspec.verbatim import data as vdata
 from netspec.verbatim import metrics as vmetrics
+from netspec.verbatim import modules
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -89,6 +90,7 @@ class Data:
     augment: list[Transform]  # applied to training batches only
     at_eval: list[Callable[[torch.Tensor], torch.Tensor]]  # what evaluation inputs went through
     files: dict[str, str] = field(default_factory=dict)
+    vocab: list[str] | None = None  # of a language model: the character of each token id
 
 
 def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> Data:
@@ -107,7 +109,7 @@ def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> D
     augment, at_eval = _preprocess(dataset, splits)
     placed = [_place(s, device) if s is not None else None for s in splits]
     classes = arrays.classes or arrays.vocab  # a character model's classes are its characters
-    return Data(placed[0], placed[1], placed[2], classes, augment, at_eval, arrays.files)  # type: ignore[arg-type]
+    return Data(placed[0], placed[1], placed[2], classes, augment, at_eval, arrays.files, arrays.vocab)  # type: ignore[arg-type]
 
 
 def _place(s: Split, device: torch.device) -> Split:
@@ -243,6 +245,7 @@ class Experiment:
     scaler: Any = None  # a GradScaler for fp16 (bf16 needs none)
     channels_last: bool = False  # convolutions on CUDA run faster with NHWC inputs
     epoch_rng: Any = None  # the shuffle generator's state at the start of the epoch under way
+    trainer: Any = None  # a task's own trainer (adversarial.GanTrainer); None: supervised training
     resume_rng: Any = None  # resumed in the middle of an epoch: its state after the permutation
 
 
@@ -274,6 +277,27 @@ def _why_missing(wanted: str) -> str:
 
 
 def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
+    """The experiment of the train section's task: its trainer is chosen by name."""
+    assert program.train is not None
+    return BUILDERS[program.train.task.trainer](program, data, device)
+
+
+def _build_gan(program: ir.Program, data: Data, device: torch.device) -> Experiment:
+    model, optimizers = adversarial.build(program, device)
+    steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
+    train = program.train
+    assert train is not None
+    epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
+    trainer = adversarial.GanTrainer(program, data.at_eval)
+    no_loss: Any = None  # each network's loss is the trainer's
+    pair: Any = optimizers  # saved and restored as one optimizer
+    return Experiment(
+        program, data, model, no_loss, pair, None, device, epochs, steps_per_epoch, 0, {}, (0, (), None), None,
+        trainer=trainer,
+    )  # fmt: skip
+
+
+def _build_supervised(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     train = program.train
     net = program.network(train.model) if train else None
     assert train is not None and net is not None
@@ -281,7 +305,7 @@ def build(program: ir.Program, data: Data, device: torch.device) -> Experiment:
     model, channels_last = _model(net, device)
     steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
-    optimizer = getattr(torch.optim, train.optimizer.torch_class)(model.parameters(), **train.optimizer.torch_kwargs())
+    optimizer = _optimizer(train.optimizer, model)
     scheduler = _scheduler(train, optimizer, epochs, steps_per_epoch)
     meter_args = train.loss.meter_args(net.output_shape[-1], train.metrics)
     autocast = _autocast(train, device)
@@ -314,6 +338,13 @@ def _model(net: ir.Network, device: torch.device) -> tuple[nn.Module, bool]:
     return model, channels_last
 
 
+def _optimizer(optimizer: Any, model: nn.Module) -> torch.optim.Optimizer:
+    """The torch optimizer over the model's parameters, in the groups the optimizer asks for."""
+    grouping = optimizer.param_groups()
+    params = getattr(modules, grouping)(model, optimizer.weight_decay) if grouping else model.parameters()
+    return getattr(torch.optim, optimizer.torch_class)(params, **optimizer.torch_kwargs())  # type: ignore[no-any-return]
+
+
 def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     kwargs = loss.torch_kwargs()
     if "pos_weight" in kwargs:
@@ -338,7 +369,7 @@ def _scheduler(train: ir.Train, optimizer: torch.optim.Optimizer, epochs: int, s
     name, kwargs = train.schedule.torch_scheduler(epochs, steps_per_epoch)
     if train.steps:  # a run of `steps`: a cycle over the run spans exactly those
         kwargs.update({k: train.steps for k, v in train.schedule.run_length_args().items() if v == "total_steps"})
-    return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
+    return scheduler_class(name)(optimizer, **kwargs)
 
 
 def _autocast(train: ir.Train, device: torch.device) -> Any:
@@ -373,7 +404,7 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
             break
         for augment in exp.data.augment:
             x = augment(x, g)
-        loss = _step(exp, x, y)
+        loss = exp.trainer.step(exp, state, x, y) if exp.trainer else _step(exp, x, y)
         state.step += 1
         value = loss.item()
         if not math.isfinite(value):
@@ -490,7 +521,9 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
                 checkpoint.save(out, exp, state, g, exp.epoch_rng)
             raise
         state.epoch += 1
-        row = epoch_row(exp, state, train_loss, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        row = exp.trainer.row(exp, state, train_loss, seconds, state.sums) if exp.trainer else None
+        row, state.sums = row or epoch_row(exp, state, train_loss, seconds), {}
         _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
         state.rows.append(row)
         end_of_epoch(exp, state, row)
@@ -499,6 +532,8 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
             artifacts.write_steps(out, steps.rows)
             checkpoint.save(out, exp, state, g, exp.epoch_rng)
             artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
+            if exp.trainer:
+                exp.trainer.after_epoch(out, exp, state)
     return state
 
 
@@ -518,7 +553,8 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
         state = resume.restore(exp, saved, g, log) if saved is not None else State()
         if out is not None:  # everything that must match did: now the directory changes
             artifacts.start(out, program, options.source, options.overrides, options.spec_dir)
-        exp.model = torch.compile(exp.model) if train.compile else exp.model  # type: ignore[assignment]
+            artifacts.write_vocab(out, exp.data.vocab)
+        exp.model = torch.compile(exp.model) if train.compile and not exp.trainer else exp.model  # type: ignore[assignment]
         started = time.perf_counter()
         with interrupts.deferred():
             state = fit(exp, state, g, out, console.Progress(options.quiet, options.log))
@@ -533,12 +569,14 @@ def finish(out: Path | None, exp: Experiment, state: State, seconds: float, opti
     """Evaluate on the test split; write summary.json, the final weights and plots."""
     test: dict[str, float] = {}
     predictions = None
-    if exp.data.test is not None:
+    if exp.data.test is not None and not exp.trainer:  # a GAN has no test loss
         meter, predictions = evaluate(exp, exp.data.test, keep_predictions=True)
         test = {"loss": meter.loss, **meter.metrics(exp.metrics)}
     summary = _summary(exp, state, test, seconds, options)
     if out is not None:
         artifacts.save_final(out, exp, summary)
+        if exp.trainer:
+            exp.trainer.finish(out, exp, state)
         drawn = (out / "curves.png").exists()  # after the last epoch, from the same rows
         artifacts.plots(out, state.rows, _test_plots(exp, predictions), curves=not drawn)
     return summary
@@ -548,11 +586,11 @@ def _summary(
     exp: Experiment, state: State, test: dict[str, float], seconds: float, options: RunOptions
 ) -> dict[str, Any]:
     train = exp.program.train
-    net = exp.program.network(train.model) if train else None
+    nets = [exp.program.network(name) for name in train.trained().values()] if train else []
     return {
         "spec": options.spec_name,
         "test": test,
-        "params": net.params if net else 0,
+        "params": sum(net.params for net in nets if net),
         "seed": train.seed if train else 0,
         "epochs": state.epoch,
         "steps": state.step,
@@ -561,6 +599,7 @@ def _summary(
         "wall_seconds": round(seconds, 3),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "netspec": netspec.__version__},
         "data_sha256": exp.data.files,
+        **(exp.trainer.summary() if exp.trainer else {}),
     }
 
 
@@ -574,3 +613,6 @@ def _test_plots(exp: Experiment, predictions: torch.Tensor | None) -> dict[str, 
         predictions = binary_probabilities(exp.program.train.loss, predictions)  # type: ignore[union-attr]
     images = (lambda idx: next(batches(test, idx, len(idx), exp.device))[0]) if len(test.x.shape) == 4 else None
     return {"predictions": predictions, "y": test.y, "classes": exp.data.classes, "images": images}
+
+
+BUILDERS = {"supervised": _build_supervised, "adversarial": _build_gan}  # by the task's trainer

@@ -44,12 +44,17 @@ def _loss_axes(ax: Any, rows: list[dict[str, float]], steps: list[dict[str, floa
     if steps:
         x, y = step_positions(steps), [s["loss"] for s in steps]
         ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8)
-        ax.plot(x, smooth(y), color="tab:blue", label="train loss (per step, smoothed)")
+        name = "train loss" if not _other_losses(rows) else _other_losses(rows)[0].replace("_", " ")
+        ax.plot(x, smooth(y), color="tab:blue", label=f"{name} (per step, smoothed)")
         values += y
     else:
         y = [r["train_loss"] for r in rows]
         ax.plot([r["epoch"] for r in rows], y, marker="o", color="tab:blue", label="train loss")
         values += y
+    for key, color in zip(_other_losses(rows), ("tab:green", "tab:red", "tab:purple")):  # a GAN's d_loss, g_loss
+        other = [(r["epoch"], r[key]) for r in rows if key in r]
+        ax.plot(*zip(*other), marker="o", color=color, label=key.replace("_", " ") + " (per epoch)")
+        values += [v for _, v in other]
     val = [(r["epoch"], r["val_loss"]) for r in rows if "val_loss" in r]
     if val:
         ax.plot(*zip(*val), marker="o", color="tab:orange", label="validation loss")
@@ -58,6 +63,12 @@ def _loss_axes(ax: Any, rows: list[dict[str, float]], steps: list[dict[str, floa
     ax.set(ylabel="loss", title="loss")
     if values:
         ax.legend()
+
+
+def _other_losses(rows: list[dict[str, float]]) -> list[str]:
+    """The per-epoch losses besides the training and validation loss (a GAN's two networks')."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    return [k for k in keys if k.endswith("_loss") and k not in ("train_loss", "val_loss")]
 
 
 def step_positions(steps: list[dict[str, float]]) -> list[float]:
@@ -233,6 +244,29 @@ def image_grid(path: Path, images: torch.Tensor, titles: list[str], colors: list
         ax.set_title(titles[i], fontsize=8, color=colors[i])
     fig.suptitle(heading, fontsize=9)
     _save(fig, path)
+
+
+def sample_grid(path: Path, images: torch.Tensor, heading: str) -> None:
+    """Generated images [N, C, H, W] in [0, 1], as one montage of up to 8 per row (a GAN's samples)."""
+    montage = tile(images)
+    h, w = montage.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(3.0, w / 40), max(3.0, h / 40) + 0.3), layout="constrained")
+    ax.imshow((montage[0] if montage.shape[0] == 1 else montage.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(heading, fontsize=9)
+    _save(fig, path)
+
+
+def tile(images: torch.Tensor, columns: int = 8, pad: int = 2) -> torch.Tensor:
+    """Images [N, C, H, W] side by side, `columns` to a row, `pad` pixels of white between: [C, H', W']."""
+    n, c, h, w = images.shape
+    cols = min(columns, max(n, 1))
+    rows = -(-n // cols)
+    out = torch.ones(c, rows * (h + pad) + pad, cols * (w + pad) + pad)
+    for i in range(n):
+        top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
+        out[:, top : top + h, left : left + w] = images[i].detach().cpu().float()
+    return out
 
 
 def displayable(images: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The run directory: `spec.json` (the resolved IR), `metrics.csv` (a row per epoch),
 `steps.csv` (the loss and learning rate of every training step),
-`summary.json`, `model.safetensors` (last) and `best.safetensors`, a resumable
+`summary.json`, `vocab.json` (of a language model: the character of each token id),
+`model.safetensors` (last) and `best.safetensors`, a resumable
 checkpoint (`checkpoint-*.safetensors` named by `state.json`: see checkpoint.py), the record of
 the run (`spec.net`, `overrides.json`: see record.py), and plots. Every write goes through
 `netspec.language.files.write_atomic`, so a crash never leaves a half-written file.
@@ -41,6 +42,7 @@ class State:
     batch: int = 0  # batches done of the epoch under way (a run interrupted in its middle)
     total: float = 0.0  # the sum of the losses of those batches, weighted by their sizes
     seen: int = 0  # and the samples they held
+    sums: dict[str, float] = field(default_factory=dict)  # more running sums of that epoch (a GAN's g_loss)
 
 
 class Checkpointed(Protocol):
@@ -70,6 +72,23 @@ def start(out: Path, program: Any, source: str | None, overrides: list[str], spe
     """Record what the run is: spec.json, and spec.net and overrides.json (see record.py)."""
     out.mkdir(parents=True, exist_ok=True)
     record.write(out, source, overrides, program, spec_dir)
+
+
+def write_vocab(out: Path, vocab: list[str] | None) -> None:
+    """vocab.json of a language model: the character of each token id, so that sampling from the
+    trained model needs no data files. Nothing for other models."""
+    if vocab is not None:
+        write_atomic(out / "vocab.json", json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1))
+
+
+def read_vocab(out: Path) -> list[str]:
+    """The characters of a run's token ids, from its vocab.json (FileNotFoundError: not a language
+    model's run; ValueError: not a vocabulary)."""
+    data = json.loads((out / "vocab.json").read_text(encoding="utf-8"))
+    vocab = data.get("vocab") if isinstance(data, dict) else None
+    if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab):
+        raise ValueError(f"{out / 'vocab.json'} holds no list of characters")
+    return vocab
 
 
 def write_metrics(out: Path, rows: list[dict[str, float]]) -> None:

@@ -1,0 +1,178 @@
+"""The `gan` task's trainer: a generator and a discriminator trained in turns on the dataset's samples.
+
+Each training batch is one discriminator step, on the batch (real) and on as many generated samples
+(fake); every `d_steps`-th batch is also a generator step, on the same fakes scored again by the
+updated discriminator (the order of the PyTorch DCGAN tutorial). The epoch's row holds both
+losses; after every epoch the generator draws the same fixed noise batch into
+`samples/epoch-NNN.png`, and at the end into `samples.png`. Both networks live in one
+`nn.ModuleDict`, so the weights and the checkpoint hold both (`generator.*`, `discriminator.*`),
+and their optimizers are saved as one (`OptimizerPair`): a GAN resumes exactly like any run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from netspec.ir import nodes as ir
+from netspec.runtime import rundir
+from netspec.runtime.build import build_network
+from netspec.runtime.console import plural
+from netspec.runtime.rundir import State
+from netspec.verbatim import adversarial as vadv
+
+SAMPLES_SEED = 1_000_003  # the fixed noise of the sample grids: its own generator, apart from training's
+
+
+class OptimizerPair:
+    """The generator's and the discriminator's optimizers, saved and restored as one optimizer whose
+    parameter groups are the generator's, then the discriminator's (torch's state_dict layout)."""
+
+    def __init__(self, generator: torch.optim.Optimizer, discriminator: torch.optim.Optimizer) -> None:
+        self.generator, self.discriminator = generator, discriminator
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.discriminator.param_groups + self.generator.param_groups
+
+    def state_dict(self) -> dict[str, Any]:
+        g, d = self.generator.state_dict(), self.discriminator.state_dict()
+        n = sum(len(group["params"]) for group in g["param_groups"])
+        shifted = [{**group, "params": [i + n for i in group["params"]]} for group in d["param_groups"]]
+        state = {**g["state"], **{i + n: v for i, v in d["state"].items()}}
+        return {"state": state, "param_groups": g["param_groups"] + shifted}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        count = len(self.generator.param_groups)
+        n = sum(len(group["params"]) for group in saved["param_groups"][:count])
+        own = {int(i): v for i, v in saved["state"].items()}
+        self.generator.load_state_dict(
+            {"state": {i: v for i, v in own.items() if i < n}, "param_groups": saved["param_groups"][:count]}
+        )
+        groups = [{**group, "params": [i - n for i in group["params"]]} for group in saved["param_groups"][count:]]
+        self.discriminator.load_state_dict(
+            {"state": {i - n: v for i, v in own.items() if i >= n}, "param_groups": groups}
+        )
+
+
+class GanTrainer:
+    """What the loop asks of a trainer: a step, an epoch's row, what to draw after an epoch and at the end."""
+
+    def __init__(self, program: ir.Program, at_eval: list[Callable[[Any], Any]]) -> None:
+        train = program.train
+        assert train is not None
+        self.task, self.loss, self.clip = train.task, train.loss, train.clip_grad
+        self.latent = _latent(program, train)
+        self.d_loss = getattr(vadv, train.loss.discriminator_function)  # type: ignore[attr-defined]
+        self.g_loss = getattr(vadv, train.loss.generator_function)  # type: ignore[attr-defined]
+        self.noise = getattr(vadv, f"{train.task.noise}_noise")  # type: ignore[attr-defined]
+        self.at_eval = at_eval
+
+    def step(self, exp: Any, state: State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One discriminator step and, every `d_steps`-th batch, one generator step; the
+        discriminator's loss, and the generator's added to `state.sums`."""
+        g, d, opt = exp.model["generator"], exp.model["discriminator"], exp.optimizer
+        fake = g(self.noise(len(x), self.latent, x.device))
+        d_loss = self.d_loss(d(x), d(fake.detach()), **self.loss.discriminator_args())  # type: ignore[attr-defined]
+        if self.loss.penalty_weight():  # type: ignore[attr-defined]
+            d_loss = d_loss + self.loss.penalty_weight() * vadv.gradient_penalty(d, x, fake.detach())  # type: ignore[attr-defined]
+        self._update(d, opt.discriminator, d_loss)
+        if (state.step + 1) % self.task.d_steps == 0:  # type: ignore[attr-defined]
+            g_loss = self.g_loss(d(fake))
+            self._update(g, opt.generator, g_loss)
+            sums = state.sums
+            sums["g_loss"], sums["g_seen"] = (
+                sums.get("g_loss", 0.0) + g_loss.item() * len(x),
+                sums.get("g_seen", 0) + len(x),
+            )
+        return d_loss.detach()
+
+    def _update(self, net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            nn.utils.clip_grad_norm_(net.parameters(), self.clip)
+        optimizer.step()
+
+    def summary(self) -> dict[str, Any]:
+        """What the run's summary adds: where the final samples are."""
+        return {"samples": "samples.png"}
+
+    def row(
+        self, exp: Any, state: State, train_loss: float, seconds: float, sums: dict[str, float]
+    ) -> dict[str, float]:
+        g_loss = sums["g_loss"] / sums["g_seen"] if sums.get("g_seen") else math.nan
+        lr = exp.optimizer.generator.param_groups[0]["lr"]
+        return {"epoch": state.epoch, "d_loss": train_loss, "g_loss": g_loss, "lr": lr, "seconds": seconds}
+
+    @torch.no_grad()
+    def samples(self, exp: Any) -> torch.Tensor:
+        """The generator's images of the fixed noise batch, the dataset's normalization undone:
+        [N, C, H, W] in [0, 1]."""
+        g = exp.model["generator"]
+        was_training = g.training
+        g.eval()
+        fixed = torch.Generator().manual_seed(SAMPLES_SEED)
+        z = self.noise(self.task.samples, self.latent, torch.device("cpu"), fixed).to(exp.device)  # type: ignore[attr-defined]
+        images = undo(g(z).float().cpu(), self.at_eval)
+        g.train(was_training)
+        return images
+
+    def after_epoch(self, out: Path, exp: Any, state: State) -> None:
+        draw(out / "samples" / f"epoch-{state.epoch:03d}.png", self.samples(exp), f"epoch {state.epoch}")
+
+    def finish(self, out: Path, exp: Any, state: State) -> None:
+        """samples.png, and each network's weights on its own."""
+        draw(out / "samples.png", self.samples(exp), f"after {plural(state.epoch, 'epoch')}")
+        save_weights(out, exp.model)
+
+
+def _latent(program: ir.Program, train: ir.Train) -> int:
+    net = program.network(train.generator)
+    assert net is not None
+    return int(net.input_shape[0])
+
+
+def undo(images: torch.Tensor, at_eval: list[Callable[[Any], Any]]) -> torch.Tensor:
+    """Images from the preprocessed space back to [0, 1]. The deterministic preprocessing (normalize,
+    standardize) is affine per value, f(x) = a x + b: a and b are read off f(0) and f(1)."""
+    zeros, ones = torch.zeros(1, *images.shape[1:]), torch.ones(1, *images.shape[1:])
+    for fn in at_eval:
+        zeros, ones = fn(zeros), fn(ones)
+    scale = ones - zeros
+    return ((images - zeros) / torch.where(scale == 0, 1.0, scale)).clamp(0, 1)
+
+
+def draw(path: Path, images: torch.Tensor, title: str) -> None:
+    """A grid of generated images (nothing without matplotlib, which is optional for running)."""
+    try:
+        from netspec.runtime import plots
+    except ImportError:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plots.sample_grid(path, images, title)
+
+
+def build(program: ir.Program, device: torch.device) -> tuple[nn.ModuleDict, OptimizerPair]:
+    """Both networks (the generator's weights drawn first, from the seed) and their optimizers."""
+    train = program.train
+    assert train is not None
+    torch.manual_seed(train.seed)
+    nets = {key: build_network(program.network(name)) for key, name in train.trained().items()}  # type: ignore[arg-type]
+    model = nn.ModuleDict(nets).to(device)
+    optimizers = [_optimizer(train.optimizer_of(key), model[key]) for key in train.task.networks]
+    return model, OptimizerPair(*optimizers)
+
+
+def _optimizer(op: Any, net: nn.Module) -> torch.optim.Optimizer:
+    return getattr(torch.optim, op.torch_class)(net.parameters(), **op.torch_kwargs())  # type: ignore[no-any-return]
+
+
+def save_weights(out: Path, model: nn.ModuleDict) -> None:
+    """generator.safetensors and discriminator.safetensors, each loadable into its own network."""
+    for key in model:
+        rundir.save_tensors(out / f"{key}.safetensors", dict(model[key].state_dict()))
