@@ -503,6 +503,7 @@ SPEC_RUNS = {
     "gan": QUICK,
     "addition": ["train.epochs=2"],
     "shakespeare": ["train.steps=20"],
+    "shakespeare_gpt": ["train.steps=5"],
     "cifar10": ["train.epochs=2", "dataset.limit=200"],
     "resnet_cifar": ["train.epochs=1", "dataset.limit=128"],
 }
@@ -1061,6 +1062,32 @@ def test_a_gpt_style_classifier_trains_to_the_numbers_of_netspec_run(tmp_path: P
     result = run_script(script, "--data-dir", str(tmp_path / "empty-root"), "--out", str(work / "script"), cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(work / "netspec", work / "script")
+
+
+# --- nanoGPT's Shakespeare model (issue 12) ----------------------------------------------------------
+
+GPT_ALPHABET = "\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-&$3"  # 65, as Tiny Shakespeare
+
+
+@pytest.mark.torch
+def test_the_shakespeare_gpt_on_a_small_text_trains_to_the_numbers_of_netspec_run(tmp_path: Path) -> None:
+    """Random offsets, the held-out tail, tied weights, GPT-2's init, nanoGPT's schedule and decay groups."""
+    rng = np.random.default_rng(1)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "small.txt").write_text("".join(rng.choice(list(GPT_ALPHABET), 3000)))
+    overrides = ['dataset.source=text("small.txt", seq_len=64)', "train.steps=5"]
+    equivalence(ROOT / "specs" / "shakespeare_gpt.net", overrides, tmp_path / "data", tmp_path)
+    source = (tmp_path / "shakespeare_gpt.py").read_text()
+    assert_ruff_clean(tmp_path / "shakespeare_gpt.py")
+    for line in (
+        "class Block(nn.Sequential):",
+        "tie_weights(self)",
+        "WarmupCosine(optimizer, warmup=100, total=total_steps, min_lr=0.0001)",
+        "matrix_decay(model, 0.1)",
+        "init_normal(nn.Embedding(65, 128), std=0.02)",
+    ):
+        assert line in source, line
+    assert (tmp_path / "netspec" / "vocab.json").is_file()
 
 
 # --- sktime .ts time series (issue 12) -------------------------------------------------------------

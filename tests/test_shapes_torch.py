@@ -160,7 +160,8 @@ def batchnorm(draw: Draw) -> Case:
 
 @st.composite
 def layernorm(draw: Draw) -> Case:
-    return {"eps": draw(st.floats(1e-6, 1e-2)), "affine": draw(st.booleans())}, shape(draw, range(1, 4), hi=6)
+    params = {"eps": draw(st.floats(1e-6, 1e-2)), "affine": draw(st.booleans()), "bias": draw(st.booleans())}
+    return params, shape(draw, range(1, 4), hi=6)
 
 
 @st.composite
@@ -204,6 +205,7 @@ def attention(draw: Draw) -> Case:
         "dropout": draw(st.sampled_from([0.0, 0.1])),
         "causal": draw(st.booleans()),
         "bias": draw(st.booleans()),
+        "init": draw(st.sampled_from([None, 0.02])),
     }
     return params, sequence(draw, params["heads"])
 

@@ -397,7 +397,7 @@ def test_registry_has_the_canonical_names() -> None:
     ]
     assert TASKS.names() == ["supervised", "gan"]
     assert OPTIMIZERS.names() == ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-    assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "plateau"]
+    assert SCHEDULES.names() == ["step", "cosine", "onecycle", "warmup", "warmup_cosine", "plateau"]
     assert METRICS.names() == ["accuracy", "top_k", "precision", "recall", "f1", "mse", "mae"]
     assert SOURCES.names() == [
         "mnist",

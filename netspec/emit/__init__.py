@@ -61,6 +61,7 @@ SCRIPT_NAMES = frozenset(
         "folder_digest", "csv_rows", "csv_target", "TASK_TYPE", "ts_series", "ts_stack", "TRAIN_PATH", "TEST_PATH",
         "_ts_header", "_ts_row",
         "read_ts",  # verbatim/readers.py
+        "HELD_OUT",
     }
 )  # fmt: skip
 NETSPEC_MODULES = (
@@ -71,6 +72,11 @@ NETSPEC_MODULES = (
     "PositionalEmbedding",
     "SequencePool",
     "Permute",
+    "init_normal",
+    "TiedLinear",
+    "tie_weights",
+    "WarmupCosine",
+    "matrix_decay",
 )
 
 
@@ -96,8 +102,15 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
     models = _model_context(program, net.name)
     data = data_context(dataset)
     training = training_context(train, net, data["augments"])
-    copies = _copied_context(data["transforms"], training["metric_funcs"], models.pop("used_modules"), data["stream"])
+    used = models.pop("used_modules") | _training_modules(training)
+    copies = _copied_context(data["transforms"], training["metric_funcs"], used, data["stream"])
     return {"netspec_version": __version__, "spec": spec, "script": script, **models, **data, **training, **copies}
+
+
+def _training_modules(training: dict[str, Any]) -> set[str]:
+    """netspec's own scheduler and parameter grouping that the script's training calls."""
+    calls = [c for top in (training["optimizer_call"], training["scheduler_call"]) if top for c in top.calls()]
+    return {c.func for c in calls if c.func in NETSPEC_MODULES}
 
 
 def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
@@ -111,7 +124,8 @@ def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
     return {
         "model_class": model_classes[model].name,
         "classes": classes.classes,
-        "used_modules": {c.func for c in calls if c.func in NETSPEC_MODULES},
+        "used_modules": {c.func for c in calls if c.func in NETSPEC_MODULES}
+        | ({"tie_weights"} if any(c.tied for c in classes.classes) else set()),
     }
 
 

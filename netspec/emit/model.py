@@ -11,7 +11,7 @@ from typing import Any
 from netspec.emit.errors import EmitError
 from netspec.emit.filters import count, literal, shape
 from netspec.ir import nodes as ir
-from netspec.registry import Layer
+from netspec.registry import Layer, TorchModule
 
 # --- the model as nested calls ------------------------------------------------------------
 
@@ -79,17 +79,21 @@ class ModelClass:
     body: list[Call]
     doc: str | None = None
     block: str | None = None  # the spec block it is the class of
+    tied: bool = False  # a network with an output layer tied to its token embedding
 
 
 def _layer_call(layer: Layer) -> Call:
     assert layer.input_shape is not None
-    built = [
-        Call(tm.name, [Value(a) for a in tm.args], [(k, Value(v)) for k, v in tm.kwargs.items()])
-        for tm in layer.torch_modules(layer.input_shape)
-    ]
+    built = [_module_call(tm) for tm in layer.torch_modules(layer.input_shape)]
     call = built[0] if len(built) == 1 else Call("nn.Sequential", built)
     call.shape = layer.output_shape
     return call
+
+
+def _module_call(tm: TorchModule) -> Call:
+    """A module's construction, inside `init_normal(...)` when it has GPT-2's initialisation."""
+    call = Call(tm.name, [Value(a) for a in tm.args], [(k, Value(v)) for k, v in tm.kwargs.items()])
+    return Call("init_normal", [call], [(k, Value(v)) for k, v in tm.init.items()]) if tm.init else call
 
 
 def step_call(step: Any) -> Call:
@@ -106,13 +110,21 @@ def step_call(step: Any) -> Call:
             block_args=dict(step.args),
         )
     if isinstance(step, ir.Repeat):  # each iteration a class when they build the same structure
-        iterations = [Call("nn.Sequential", [step_call(s) for s in it], block=REPEAT) for it in step.iterations]
+        iterations = [_iteration(it) for it in step.iterations]
         note = f"repeat {step.count}"
         return Call("nn.Sequential", iterations, shape=step.output_shape, note=note, repeat=step.count)  # type: ignore[arg-type]
     if isinstance(step, ir.Residual):
         body = Call("nn.Sequential", [step_call(s) for s in step.steps])
         return Call("Residual", [body], shape=step.output_shape)
     raise EmitError(f"cannot emit the step {type(step).__name__}")
+
+
+def _iteration(steps: list[Any]) -> Call:
+    """One iteration of a repeat, as netspec.runtime.build builds it: its one step's call (of a block,
+    the block's class), else a class of the iteration's own."""
+    if len(steps) == 1:
+        return step_call(steps[0])
+    return Call("nn.Sequential", [step_call(s) for s in steps], block=REPEAT)
 
 
 @cache
@@ -286,6 +298,7 @@ class Classes:
     def add_network(self, net: ir.Network, tree: Call) -> ModelClass:
         doc = f"{shape(net.input_shape)} -> {shape(net.output_shape)}, {count(net.params)} parameters."
         cls = ModelClass(self.class_name(net.name), [], tree.args, doc)
+        cls.tied = any(c.func == "TiedLinear" for c in tree.calls())
         self.classes.append(cls)
         return cls
 

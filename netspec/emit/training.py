@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from netspec.emit.model import Call, Param, Value
+from netspec.emit.verbatim import definitions
 from netspec.ir import nodes as ir
 from netspec.registry.metrics import monitor_mode
 
@@ -81,8 +82,13 @@ def _criterion(loss: Any) -> Call:
 
 
 def _optimizer(train: ir.Train) -> Call:
-    kwargs = [(k, Value(v)) for k, v in train.optimizer.torch_kwargs().items()]
-    return Call(f"torch.optim.{train.optimizer.torch_class}", [Call("model.parameters")], kwargs)
+    """The optimizer of netspec.runtime.loop._optimizer, over the parameter groups it asks for."""
+    optimizer = train.optimizer
+    kwargs = [(k, Value(v)) for k, v in optimizer.torch_kwargs().items()]
+    grouping = optimizer.param_groups()
+    decay = Value(getattr(optimizer, "weight_decay", 0.0))
+    params = Call(grouping, [Param("model"), decay]) if grouping else Call("model.parameters")
+    return Call(f"torch.optim.{optimizer.torch_class}", [params], kwargs)
 
 
 def _scheduler(train: ir.Train) -> Call | None:
@@ -94,7 +100,8 @@ def _scheduler(train: ir.Train) -> Call | None:
     name, kwargs = schedule.torch_scheduler(0, 0)
     length = schedule.run_length_args()
     args: list[tuple[str, Any]] = [(k, Param(length[k]) if k in length else Value(v)) for k, v in kwargs.items()]
-    return Call(f"torch.optim.lr_scheduler.{name}", [Param("optimizer")], args)
+    own = name in definitions("modules")  # netspec's own scheduler, copied into the script
+    return Call(name if own else f"torch.optim.lr_scheduler.{name}", [Param("optimizer")], args)
 
 
 def _stop_mode(train: ir.Train) -> str | None:

@@ -39,6 +39,16 @@ class TorchModule:
     name: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: dict[str, float] = field(default_factory=dict)  # GPT-2's init: init_normal's arguments (std, proj_std)
+
+
+InitStd = Union[PosFloat, None]
+INIT_DOC = "standard deviation of a normal initialisation of the weights, biases zero (GPT-2's); none: torch's"
+
+
+def init_args(std: float | None, **more: float | None) -> dict[str, float]:
+    """init_normal's arguments for a layer initialised with `std` (and e.g. proj_std), or none."""
+    return {} if std is None else {"std": std, **{k: v for k, v in more.items() if v is not None}}
 
 
 class Layer(Op):
@@ -74,6 +84,14 @@ class Layer(Op):
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         raise NotImplementedError
+
+    def network_problem(self, layers: list[Layer]) -> Problem | None:
+        """A rule about the other layers of its network (`layers`, every leaf in order)."""
+        return None
+
+    def shared_matrix(self) -> tuple[int, int] | None:
+        """The [rows, columns] weight it lends to a tied layer (an embedding's), or None."""
+        return None
 
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
@@ -172,11 +190,15 @@ Padding = Union[NonNegInt, tuple[NonNegInt, NonNegInt], Literal["same", "valid"]
 
 @LAYERS.register
 class Dense(Layer):
-    """Fully connected layer: y = xWᵀ + b over the last dimension (`nn.Linear`)."""
+    """Fully connected layer: y = xWᵀ + b over the last dimension (`nn.Linear`). With `tied=true`
+    it is a language model's output layer whose weight is the network's token `embedding` of
+    shape [units, features] (weight tying, as GPT-2): that matrix is counted once, in the embedding."""
 
     kind: Literal["dense"] = "dense"
     units: PosInt = Field(description="output features")
     bias: bool = Field(True, description="add a learned bias")
+    tied: bool = Field(False, description="share the weight of the network's embedding(units, features)")
+    init: InitStd = Field(None, description=INIT_DOC)
     positional: ClassVar = ("units",)
     expects: ClassVar[str] = "[features] or [seq, features]"
     ranks: ClassVar = (1, 2)
@@ -184,14 +206,32 @@ class Dense(Layer):
     def rank_hint(self, shape: Shape) -> str | None:
         return "add `flatten` before it" if len(shape) > 2 else None
 
+    def problems(self) -> list[Problem]:
+        if self.tied and self.init is not None:
+            return [Problem("a tied `dense` has the embedding's weight and its `init`", "remove `init`", "init")]
+        return []
+
+    def network_problem(self, layers: list[Layer]) -> Problem | None:
+        wanted = (self.units, self.input_shape[-1]) if self.input_shape else None
+        if not self.tied or wanted is None or any(x.shared_matrix() == wanted for x in layers):
+            return None
+        return Problem(
+            f"a tied `dense({self.units})` needs an `embedding({wanted[0]}, {wanted[1]})` in its network",
+            "add the token embedding it shares its weight with, or remove `tied=true`",
+            "tied",
+        )
+
     def output(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.units)
 
     def count(self, shape: Shape) -> int:
-        return shape[-1] * self.units + (self.units if self.bias else 0)
+        weights = 0 if self.tied else shape[-1] * self.units
+        return weights + (self.units if self.bias else 0)
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        return [TorchModule("nn.Linear", (shape[-1], self.units), {} if self.bias else {"bias": False})]
+        name = "TiedLinear" if self.tied else "nn.Linear"
+        kwargs = {} if self.bias else {"bias": False}
+        return [TorchModule(name, (shape[-1], self.units), kwargs, init_args(self.init))]
 
 
 @LAYERS.register
@@ -445,14 +485,17 @@ class LayerNorm(Layer):
     kind: Literal["layernorm"] = "layernorm"
     eps: PosFloat = Field(1e-5, description="added to the variance for stability")
     affine: bool = Field(True, description="learn a scale and shift")
+    bias: bool = Field(True, description="learn the shift (false: a scale only, as nanoGPT's bias=False)")
 
     def count(self, shape: Shape) -> int:
-        return 2 * shape[-1] if self.affine else 0
+        return (1 + self.bias) * shape[-1] if self.affine else 0
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         kwargs = torch_changed(self, eps=1e-5)
         if not self.affine:
             kwargs["elementwise_affine"] = False
+        elif not self.bias:
+            kwargs["bias"] = False
         return [TorchModule("nn.LayerNorm", (shape[-1],), kwargs)]
 
 

@@ -22,6 +22,7 @@ class Optimizer(Op):
 
     positional: ClassVar = ("lr",)
     torch_class: ClassVar[str] = ""  # the torch.optim class
+    grouping: ClassVar[tuple[str, ...]] = ()  # settings that choose parameter groups, not torch arguments
     states: ClassVar[int] = 0  # tensors of state it keeps per parameter (for the memory estimate)
 
     def state_copies(self) -> int:
@@ -30,7 +31,12 @@ class Optimizer(Op):
 
     def torch_kwargs(self) -> dict[str, Any]:
         """The learning rate, and the other settings that differ from their (torch's) defaults."""
-        return {"lr": self.lr, **changed(self)}
+        return {"lr": self.lr, **{k: v for k, v in changed(self).items() if k not in self.grouping}}
+
+    def param_groups(self) -> str | None:
+        """The function of netspec.verbatim.modules that groups the model's parameters, called with
+        the model and the weight decay; None: every parameter alike."""
+        return None
 
 
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
@@ -117,3 +123,10 @@ class AdamW(_AdamBase):
     kind: Literal["adamw"] = "adamw"
     torch_class: ClassVar[str] = "AdamW"
     weight_decay: NonNegFloat = Field(0.01, description="decoupled weight decay")
+    decay: Literal["all", "matrices"] = Field(
+        "all", description='what weight_decay applies to: "matrices" spares biases and norms, as nanoGPT'
+    )
+    grouping: ClassVar[tuple[str, ...]] = ("decay",)
+
+    def param_groups(self) -> str | None:
+        return "matrix_decay" if self.decay == "matrices" else None

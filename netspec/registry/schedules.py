@@ -107,6 +107,25 @@ class Warmup(Schedule):
 
 
 @SCHEDULES.register
+class WarmupCosine(Schedule):
+    """nanoGPT's schedule, stepped per batch: a linear warm-up over `warmup` steps to the optimizer's rate,
+    then a cosine decay to `min_lr` at the end of the run (`WarmupCosine`)."""
+
+    kind: Literal["warmup_cosine"] = "warmup_cosine"
+    warmup: NonNegInt = Field(100, description="optimizer steps of warm-up (the rate × (step + 1) / (warmup + 1))")
+    min_lr: NonNegFloat = Field(0.0, description="the rate at the end of the run")
+    positional: ClassVar = ("warmup",)
+    every: ClassVar[str] = "step"
+    run_length_keys: ClassVar[tuple[str, ...]] = ("total",)
+
+    def run_length_args(self) -> dict[str, str]:
+        return {"total": "total_steps"}
+
+    def torch_scheduler(self, epochs: int, steps_per_epoch: int) -> tuple[str, dict[str, Any]]:
+        return "WarmupCosine", {"warmup": self.warmup, "total": epochs * steps_per_epoch, "min_lr": self.min_lr}
+
+
+@SCHEDULES.register
 class Plateau(Schedule):
     """Reduce the rate when the monitored value stops improving (`ReduceLROnPlateau`)."""
 

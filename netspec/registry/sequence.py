@@ -16,7 +16,7 @@ from netspec.registry.base import (
     fmt_shape,
     torch_changed,
 )
-from netspec.registry.layers import LAYERS, Layer, TorchModule
+from netspec.registry.layers import INIT_DOC, LAYERS, InitStd, Layer, TorchModule, init_args
 
 
 @LAYERS.register
@@ -26,6 +26,7 @@ class Embedding(Layer):
     kind: Literal["embedding"] = "embedding"
     vocab: PosInt = Field(description="number of distinct token ids")
     dim: PosInt = Field(description="size of each vector")
+    init: InitStd = Field(None, description=INIT_DOC)
     positional: ClassVar = ("vocab", "dim")
     expects: ClassVar[str] = "token ids [seq]"
     ranks: ClassVar = (1,)
@@ -36,8 +37,11 @@ class Embedding(Layer):
     def count(self, shape: Shape) -> int:
         return self.vocab * self.dim
 
+    def shared_matrix(self) -> tuple[int, int] | None:
+        return (self.vocab, self.dim)
+
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        return [TorchModule("nn.Embedding", (self.vocab, self.dim))]
+        return [TorchModule("nn.Embedding", (self.vocab, self.dim), init=init_args(self.init))]
 
 
 class _Recurrent(Layer):
@@ -139,6 +143,8 @@ class Attention(_MultiHead):
     dropout: Fraction = Field(0.0, description="dropout on attention weights")
     causal: bool = Field(False, description="mask future positions (for language models)")
     bias: bool = Field(True, description="learned biases in the projections")
+    init: InitStd = Field(None, description=INIT_DOC)
+    proj_init: InitStd = Field(None, description="the same for the output projection (default: init)")
 
     def count(self, shape: Shape) -> int:
         d = shape[1]
@@ -146,7 +152,13 @@ class Attention(_MultiHead):
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
         kwargs = torch_changed(self, dropout=0.0, causal=False, bias=True)
-        return [TorchModule("SelfAttention", (shape[1], self.heads), kwargs)]
+        init = init_args(self.init, proj_std=self.proj_init)
+        return [TorchModule("SelfAttention", (shape[1], self.heads), kwargs, init)]
+
+    def problems(self) -> list[Problem]:
+        if self.proj_init is not None and self.init is None:
+            return [Problem("`proj_init` needs `init`", "give both, e.g. init=0.02, proj_init=0.005", "proj_init")]
+        return []
 
 
 @LAYERS.register
@@ -177,6 +189,7 @@ class PositionalEmbedding(Layer):
 
     kind: Literal["positional_embedding"] = "positional_embedding"
     max_len: PosInt = Field(description="longest sequence it has a position vector for")
+    init: InitStd = Field(None, description=INIT_DOC)
     positional: ClassVar = ("max_len",)
     expects: ClassVar[str] = "[seq, dim]"
     ranks: ClassVar = (2,)
@@ -194,7 +207,7 @@ class PositionalEmbedding(Layer):
         return self.max_len * shape[1]
 
     def torch_modules(self, shape: Shape) -> list[TorchModule]:
-        return [TorchModule("PositionalEmbedding", (self.max_len, shape[1]))]
+        return [TorchModule("PositionalEmbedding", (self.max_len, shape[1]), init=init_args(self.init))]
 
 
 @LAYERS.register

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NamedTuple, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import Field
 
@@ -273,13 +273,19 @@ class ImageFolder(Source):
 
 @SOURCES.register
 class Text(Source):
-    """Character-level language modelling on a text file: each sample is seq_len characters,
-    the target the same characters shifted by one."""
+    """Character-level language modelling on a text file, split as nanoGPT splits it: the
+    training samples are the seq_len characters at every offset of the first part of the text
+    (so a shuffled batch is a batch of random offsets), the test split the non-overlapping
+    windows of its last `held_out` part, whole; each target is its sample shifted by one."""
 
     kind: Literal["text"] = "text"
     path: str = Field(description="a UTF-8 text file, relative to the spec or the data root")
     seq_len: PosInt = Field(64, description="characters per sample")
+    held_out: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.1, description="the last part of the text, held out as the test split"
+    )
     positional: ClassVar = ("path",)
+    has_test: ClassVar[bool] = True
     script_helpers: ClassVar[frozenset[str]] = frozenset({"char_windows"})
     loader: ClassVar[str] = "load_text"
 
@@ -287,7 +293,11 @@ class Text(Source):
         return Task((self.seq_len,), "token")
 
     def script_settings(self) -> list[Setting]:
-        return [("DATA_PATH", self.path, FOUND), ("SEQ_LEN", self.seq_len, "characters per sample")]
+        return [
+            ("DATA_PATH", self.path, FOUND),
+            ("SEQ_LEN", self.seq_len, "characters per sample"),
+            ("HELD_OUT", self.held_out, "the last part of the text, the test split"),
+        ]
 
 
 @SOURCES.register

@@ -30,8 +30,9 @@ def resolve(name: str) -> type[nn.Module]:
 
 
 def instantiate(tm: TorchModule) -> nn.Module:
-    """Construct the module a description names, with its arguments."""
-    return resolve(tm.name)(*tm.args, **tm.kwargs)
+    """Construct the module a description names, with its arguments and its initialisation."""
+    module = resolve(tm.name)(*tm.args, **tm.kwargs)
+    return modules.init_normal(module, **tm.init) if tm.init else module
 
 
 def build_layer(layer: Layer, shape: Shape | None = None) -> nn.Module:
@@ -53,8 +54,8 @@ def build_step(step: Any) -> nn.Module:
         return build_layer(step)
     if isinstance(step, ir.BlockUse):
         return build_steps(step.steps)
-    if isinstance(step, ir.Repeat):
-        return nn.Sequential(*(build_steps(it) for it in step.iterations))
+    if isinstance(step, ir.Repeat):  # an iteration of one step is that step's module: Sequential(Block, Block, ...)
+        return nn.Sequential(*(build_step(it[0]) if len(it) == 1 else build_steps(it) for it in step.iterations))
     if isinstance(step, ir.Residual):
         return modules.Residual(build_steps(step.steps))
     raise TypeError(f"not an IR step: {type(step).__name__}")
@@ -66,8 +67,19 @@ def build_steps(steps: list[Any]) -> nn.Sequential:
 
 
 def build_network(net: ir.Network) -> nn.Module:
-    """The torch model of a checked network; it maps [batch, *input_shape] to [batch, *output_shape]."""
-    return build_steps(net.steps)
+    """The torch model of a checked network; it maps [batch, *input_shape] to [batch, *output_shape].
+    Its tied output layers share the token embedding's weight."""
+    return modules.tie_weights(build_steps(net.steps))
 
 
-__all__ = ["build_layer", "build_network", "build_step", "build_steps", "instantiate", "resolve"]
+def scheduler_class(name: str) -> Any:
+    """The learning-rate scheduler a schedule names: torch's, else one from netspec.verbatim.modules."""
+    from torch.optim import lr_scheduler
+
+    cls = getattr(lr_scheduler, name, None) or getattr(modules, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau)):
+        raise ValueError(f"no learning-rate scheduler named {name!r}")
+    return cls
+
+
+__all__ = ["build_layer", "build_network", "build_step", "build_steps", "instantiate", "resolve", "scheduler_class"]

@@ -151,7 +151,8 @@ def _npz_target(y: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
 
 
 def load_text(source: Text, paths: DataPaths) -> Arrays:
-    """Non-overlapping windows of seq_len characters (ids into the sorted alphabet), shifted by one as targets."""
+    """Training windows at every offset of the first part of the text and non-overlapping held-out
+    windows of its last part (ids into the sorted alphabet), shifted by one as targets."""
     name, seq_len = source.path, source.seq_len
     path = find_path(name, paths, "text file")
     data = read_bytes(path)
@@ -160,10 +161,10 @@ def load_text(source: Text, paths: DataPaths) -> Arrays:
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text (bad byte at offset {e.start})", "save it as UTF-8") from e
     try:
-        x, y, alphabet = char_windows(text, seq_len)
+        x, y, x_test, y_test, alphabet = char_windows(text, seq_len, source.held_out)
     except ValueError as e:
         raise DataError(f"{path} has {e}", "use a smaller seq_len or a longer text") from None
-    return Arrays(x, y, files={name: sha256_bytes(data)}, vocab=[chr(c) for c in alphabet])
+    return Arrays(x, y, x_test, y_test, files={name: sha256_bytes(data)}, vocab=[chr(c) for c in alphabet])
 
 
 # --- arithmetic ---------------------------------------------------------------------------

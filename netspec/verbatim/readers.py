@@ -100,20 +100,27 @@ def npz_targets(y: np.ndarray) -> np.ndarray:
 def char_windows(
     text: str,
     seq_len: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-overlapping windows of seq_len characters as int64 ids (indices into the
-    sorted characters of the text), the same windows shifted by one as targets, and
-    the sorted characters' code points; ValueError when the text is shorter than one."""
+    held_out: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A text as character ids (int64 indices into its sorted characters), split as
+    nanoGPT splits it: training windows of seq_len at every offset of the first
+    1 - held_out of the text (views, not copies: a batch of random offsets is a batch
+    of random rows), and non-overlapping windows of the rest, held out whole; the
+    targets are the same windows shifted by one. Returns x, y, x_test, y_test and the
+    sorted characters' code points; ValueError when a part is shorter than one window."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # a code point each
     alphabet, ids = np.unique(codes, return_inverse=True)
-    width = seq_len + 1
-    n = len(ids) // width
-    if n == 0:
-        few = f"{len(ids)} characters, fewer than one sample of seq_len + 1"
-        raise ValueError(f"{few} = {width}")
-    windows = ids[: n * width].reshape(n, width).astype(np.int64)
-    x, y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
-    return x, y, alphabet
+    ids = ids.astype(np.int64).reshape(-1)
+    cut = int(len(ids) * (1 - held_out))
+    train, test = ids[:cut], ids[cut:]
+    n = (len(test) - 1) // seq_len  # held-out windows
+    if len(train) <= seq_len or n == 0:
+        few = f"{len(ids)} characters, too few for a window of seq_len + 1 = {seq_len + 1}"
+        raise ValueError(f"{few} in each part (held_out={held_out})")
+    windows = np.lib.stride_tricks.sliding_window_view(train, seq_len, writeable=True)
+    x_test = test[: n * seq_len].reshape(n, seq_len)
+    y_test = test[1 : n * seq_len + 1].reshape(n, seq_len)
+    return windows[:-1], windows[1:], x_test, y_test, alphabet
 
 
 def decode_image(

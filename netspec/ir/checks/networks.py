@@ -64,11 +64,20 @@ class Lowering:
         lowered, out = self.lower(steps[1:], shape, self.ctx.constants)
         if shape is None or out is None or lowered is None:
             return None
+        self._between_layers(lowered)
         node = ir.Network(
             name=net.name, span=net.span, input_shape=shape, output_shape=out, params=_params(lowered), steps=lowered
         )
         self.ctx.trace.networks[net.name] = node
         return node
+
+    def _between_layers(self, steps: list[Any]) -> None:
+        """The rules a layer has about the others of its network (a tied output layer needs its embedding)."""
+        layers = ir.leaves(steps)
+        for layer in layers:
+            problem = layer.network_problem(layers)
+            if problem is not None:
+                self.report("NS040", problem.message, layer.span, problem.hint)
 
     def _no_input(self, net: st.Network) -> None:
         if not any(isinstance(s, st.Input) for s in net.body.steps):  # a late `input` is reported where it is

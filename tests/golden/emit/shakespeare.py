@@ -72,6 +72,8 @@ class CharLSTM(nn.Sequential):
 DATA_PATH = "tinyshakespeare/input.txt"
 # characters per sample
 SEQ_LEN = 64
+# the last part of the text, the test split
+HELD_OUT = 0.1
 
 
 def find_file(path, root):
@@ -87,32 +89,40 @@ def find_file(path, root):
 
 
 def load_data(root):
-    """Windows of SEQ_LEN characters as int64 ids (indices into the sorted characters of
-    the text), the same windows shifted by one as targets, and the file's sha256."""
+    """Training windows at every offset of the first part of the text, the non-overlapping
+    windows of its last HELD_OUT part, as int64 ids (indices into the sorted characters of
+    the text), each with its targets (shifted by one); and the file's sha256."""
     path = find_file(DATA_PATH, root)
     data = path.read_bytes()
     files = {DATA_PATH: hashlib.sha256(data).hexdigest()}
     try:
-        x, y, _ = char_windows(data.decode("utf-8-sig"), SEQ_LEN)
+        text = data.decode("utf-8-sig")
+        x, y, x_test, y_test, _ = char_windows(text, SEQ_LEN, HELD_OUT)
     except ValueError as e:  # UnicodeDecodeError included
         raise SystemExit(f"error: {path}: {e}") from None
-    return x, y, files
+    return x, y, x_test, y_test, files
 
 
-def char_windows(text, seq_len):
-    """Non-overlapping windows of seq_len characters as int64 ids (indices into the
-    sorted characters of the text), the same windows shifted by one as targets, and
-    the sorted characters' code points; ValueError when the text is shorter than one."""
+def char_windows(text, seq_len, held_out):
+    """A text as character ids (int64 indices into its sorted characters), split as
+    nanoGPT splits it: training windows of seq_len at every offset of the first
+    1 - held_out of the text (views, not copies: a batch of random offsets is a batch
+    of random rows), and non-overlapping windows of the rest, held out whole; the
+    targets are the same windows shifted by one. Returns x, y, x_test, y_test and the
+    sorted characters' code points; ValueError when a part is shorter than one window."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # a code point each
     alphabet, ids = np.unique(codes, return_inverse=True)
-    width = seq_len + 1
-    n = len(ids) // width
-    if n == 0:
-        few = f"{len(ids)} characters, fewer than one sample of seq_len + 1"
-        raise ValueError(f"{few} = {width}")
-    windows = ids[: n * width].reshape(n, width).astype(np.int64)
-    x, y = np.ascontiguousarray(windows[:, :-1]), np.ascontiguousarray(windows[:, 1:])
-    return x, y, alphabet
+    ids = ids.astype(np.int64).reshape(-1)
+    cut = int(len(ids) * (1 - held_out))
+    train, test = ids[:cut], ids[cut:]
+    n = (len(test) - 1) // seq_len  # held-out windows
+    if len(train) <= seq_len or n == 0:
+        few = f"{len(ids)} characters, too few for a window of seq_len + 1 = {seq_len + 1}"
+        raise ValueError(f"{few} in each part (held_out={held_out})")
+    windows = np.lib.stride_tricks.sliding_window_view(train, seq_len, writeable=True)
+    x_test = test[: n * seq_len].reshape(n, seq_len)
+    y_test = test[1 : n * seq_len + 1].reshape(n, seq_len)
+    return windows[:-1], windows[1:], x_test, y_test, alphabet
 
 
 def to_tensor(a):
@@ -121,25 +131,12 @@ def to_tensor(a):
     return t.float() / 255 if t.dtype == torch.uint8 else t
 
 
-def hold_out(x, y, fraction, g):
-    """A seeded random `fraction` of (x, y), in order, and the rest."""
-    n = round(len(x) * fraction)
-    if n == 0:
-        return (x, y), None
-    perm = torch.randperm(len(x), generator=g)
-    keep, held = perm[n:].sort().values, perm[:n].sort().values
-    return (x[keep], y[keep]), (x[held], y[held])
-
-
 def prepare_data(root, seed, device):
     """The splits as (x, y) tensors on `device`, held out and preprocessed as the spec says."""
-    x, y, files = load_data(root)
+    x, y, x_test, y_test, files = load_data(root)
     x, y = to_tensor(x), to_tensor(y)
-    g = torch.Generator().manual_seed(seed)
-    (x, y), test = hold_out(x, y, 0.1, g)  # no test split in the data
-    (x, y), val = hold_out(x, y, 0.1, g)
-    splits = {"train": (x, y), "val": val, "test": test}
-    splits = {name: split for name, split in splits.items() if split is not None}
+    test = to_tensor(x_test), to_tensor(y_test)
+    splits = {"train": (x, y), "test": test}
     splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
     return splits, files
 
@@ -312,9 +309,6 @@ def main():
         seconds = time.perf_counter() - start
         state.epoch += 1
         row = {"epoch": state.epoch, "train_loss": train_loss}
-        if "val" in splits:
-            val = evaluate(model, splits["val"])
-            row.update({f"val_{name}": value for name, value in val.items()})
         row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
@@ -323,7 +317,7 @@ def main():
         print("  ".join(shown), f" seconds {seconds:.1f}s")  # as netspec run prints it
         save_checkpoint(out, model, optimizer, scheduler, g, state)
 
-    test = evaluate(model, splits["test"]) if "test" in splits else {}
+    test = evaluate(model, splits["test"])
     print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
