@@ -17,7 +17,7 @@ from netspec.ir.checks.context import CheckContext
 from netspec.language import syntax as st
 from netspec.language.span import Shape
 from netspec.language.suggest import did_you_mean
-from netspec.registry import LOSSES, Problem
+from netspec.registry import LOSSES, TASKS, Problem
 from netspec.registry.base import fmt_shape
 from netspec.registry.sources import Task
 
@@ -36,11 +36,13 @@ def _loss_fits(ctx: CheckContext, train: ir.Train) -> bool:
     if train.loss.target in train.task.loss_target:
         return True
     names = [n for n, c in LOSSES.entries.items() if c.target in train.task.loss_target]
+    owner = next((t for t in TASKS.entries.values() if train.loss.target in t.loss_target), None)
+    whose = f"`{train.loss.kind}` trains {owner.title}, which names {owner.picture}; " if owner else ""
     ctx.report(
         "NS050",
         f"loss `{train.loss.kind}` does not train task `{train.task.kind}`",
         train.loss.span or train.span,
-        f"losses of task `{train.task.kind}`: {', '.join(names)}",
+        f"{whose}losses of task `{train.task.kind}`: {', '.join(names)}",
     )
     return False
 

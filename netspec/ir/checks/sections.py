@@ -148,6 +148,7 @@ def _unused(ctx: CheckContext, task: Any, key: Key, node: st.Section, values: Va
 
 def _default_network(ctx: CheckContext, schema: SectionSchema, node: st.Section, key: Key, values: Values) -> None:
     names = ctx.parts.network_names
+    free = [n for n in names if n not in values.values()] or names  # not the generator's name again
     if len(names) == 1:
         values[key.name] = names[0]
     elif names:
@@ -155,7 +156,7 @@ def _default_network(ctx: CheckContext, schema: SectionSchema, node: st.Section,
             "NS033",
             f"the {schema.kind} section needs `{key.name}`: this spec has several networks",
             node.span,
-            f"add `{key.name} {names[0]}`",
+            f"add `{key.name} {free[0]}`",
         )
 
 
