@@ -77,7 +77,7 @@ class Lowering:
         for layer in layers:
             problem = layer.network_problem(layers)
             if problem is not None:
-                self.report("NS040", problem.message, layer.span, problem.hint)
+                self.report("NS040", problem.message, layer.span or self.ctx.where, problem.hint)
 
     def _no_input(self, net: st.Network) -> None:
         if not any(isinstance(s, st.Input) for s in net.body.steps):  # a late `input` is reported where it is
