@@ -81,7 +81,8 @@ def test_text_splits_as_nanogpt_training_windows_at_every_offset_and_the_tail_he
     ids = np.searchsorted(alphabet, [ord(c) for c in text])
     cut = int(len(text) * 0.9)
     assert x.shape == (cut - 16, 16) and y.shape == x.shape  # nanoGPT: randint(len(train) - block_size)
-    assert all(np.array_equal(x[i], ids[i : i + 16]) and np.array_equal(y[i], ids[i + 1 : i + 17]) for i in range(len(x)))
+    for i in range(len(x)):
+        assert np.array_equal(x[i], ids[i : i + 16]) and np.array_equal(y[i], ids[i + 1 : i + 17])
     assert np.shares_memory(x, y)  # views of the ids, not len(text) copies of a window
     n = (len(text) - cut - 1) // 16
     assert np.array_equal(x_test.reshape(-1), ids[cut : cut + 16 * n])
