@@ -3,7 +3,7 @@
 
 One module per group of commands: ``front`` (check, summary, fmt, schema, docs, lsp: these never
 import torch, so that editors and CI can call them on every save), ``train`` (run, eval, predict,
-show) and ``emit``; ``common`` holds what they share.
+show), ``sample`` and ``emit``; ``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from netspec import __version__
-from netspec.cli import emit, front, train
+from netspec.cli import emit, front, sample, train
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import WriteError
 
-GROUPS = (front, train, emit)
+GROUPS = (front, train, sample, emit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
