@@ -220,7 +220,7 @@ def top_level_names(text: str) -> set[str]:
 
 def test_every_name_a_template_defines_is_reserved_from_class_names(data_scripts: list[Path]) -> None:
     # a network called like one of these would be renamed: the script's own names must all be listed
-    copied = {d for m in ("data", "metrics", "modules") for d in emit.definitions(m)}
+    copied = {d for m in ("data", "metrics", "modules", "adversarial") for d in emit.definitions(m)}
     for path in sorted(GOLDEN.glob("*.py")) + data_scripts:
         text = path.read_text(encoding="utf-8")
         models = {
@@ -468,9 +468,12 @@ def assert_same_run(netspec_dir: Path, script_dir: Path) -> None:
     ours, theirs = (json.loads((d / "summary.json").read_text()) for d in (netspec_dir, script_dir))
     for key in ("spec", "test", "params", "seed", "epochs", "steps", "stopped_early", "device", "data_sha256"):
         assert ours[key] == theirs[key], key
-    assert ours["test"]
-    a, b = (load_file(str(d / "model.safetensors")) for d in (netspec_dir, script_dir))
-    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    gan = "g_loss" in metrics(netspec_dir)[0]  # a GAN: no test loss, and each network's weights
+    assert ours["test"] or gan
+    assert ours.get("samples") == theirs.get("samples")
+    for name in ("generator", "discriminator") if gan else ("model",):
+        a, b = (load_file(str(d / f"{name}.safetensors")) for d in (netspec_dir, script_dir))
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def equivalence(spec: Path, overrides: list[str], data_dir: Path | str, tmp_path: Path) -> None:
@@ -1150,3 +1153,75 @@ def test_a_conv1d_net_on_gunpoint_trains_to_the_numbers_of_netspec_run(tmp_path:
     work = tmp_path / "work"
     work.mkdir()
     equivalence(spec, [], str(DATA), work)
+
+
+# --- GANs: the adversarial trainer ----------------------------------------------------------------
+
+GAN_NET = """
+network G {
+    input [8]
+    dense(64) -> relu
+    dense(64) -> tanh
+    reshape([1, 8, 8])
+}
+
+network D {
+    input [1, 8, 8]
+    conv2d(4, kernel=3, padding=1) -> leaky_relu(0.2)
+    flatten
+    dense(1)
+}
+
+dataset images {
+    source npz("images.npz")
+    normalize(0.5, 0.5)
+    %s
+    batch 20
+}
+
+train {
+    generator G
+    discriminator D
+    %s
+    optimizer adam(lr=0.001, betas=[0.5, 0.999])
+    seed 6
+}
+"""
+GAN_CASES = {  # (dataset, train): 5 batches an epoch, so that d_steps=2 crosses epochs
+    "bce_smoothing_validation": ("validation 0.2", "loss gan_bce(0.1)\n    epochs 2"),
+    "wgan_gp_d_steps_clip": (
+        "shuffle true",
+        "task gan(d_steps=2)\n    loss wgan_gp(5.0)\n    discriminator_optimizer adam(lr=0.0001, betas=[0.0, 0.9])\n"
+        "    clip_grad 1.0\n    epochs 2",
+    ),
+    "hinge_uniform_augment_steps": (
+        "random_flip",
+        'task gan(noise="uniform", samples=10)\n    loss hinge\n    steps 7',
+    ),
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", sorted(GAN_CASES))
+def test_gans_train_to_the_numbers_of_netspec_run(case: str, data: Path, tmp_path: Path) -> None:
+    """Both losses every epoch, each network's weights: the penalty, d_steps, clipping, noise, augmentation."""
+    spec = tmp_path / "gan.net"
+    spec.write_text(GAN_NET % GAN_CASES[case], encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    equivalence(spec, [], data, work)
+    assert_ruff_clean(work / "gan.py")
+    rows = metrics(work / "script")
+    assert list(rows[0]) == ["epoch", "d_loss", "g_loss", "lr"] and len(rows) == 2
+
+
+def test_a_gan_script_copies_its_losses_and_noise_and_nothing_else() -> None:
+    text = emit.emit(program_of(GAN_NET % GAN_CASES["bce_smoothing_validation"]), spec="gan")
+    names = top_level_names(text)
+    assert {"bce_discriminator_loss", "bce_generator_loss", "normal_noise", "G", "D", "save_samples"} <= names
+    assert not names & {"gradient_penalty", "uniform_noise", "Meter", "evaluate", "EVAL_BATCH_SIZE", "D_STEPS"}
+    assert "# (1) Update D network" in text and "# (2) Update G network" in text
+    assert "d_loss = bce_discriminator_loss(real_score, fake_score, smoothing=0.1)" in text
+    wgan = emit.emit(program_of(GAN_NET % GAN_CASES["wgan_gp_d_steps_clip"]), spec="gan")
+    assert {"gradient_penalty", "wasserstein_discriminator_loss", "D_STEPS"} <= top_level_names(wgan)
+    assert "bce_generator_loss" not in wgan and "d_loss + 5.0 * gradient_penalty(" in wgan

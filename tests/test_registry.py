@@ -21,6 +21,7 @@ from netspec.registry import (
     OPTIMIZERS,
     SCHEDULES,
     SOURCES,
+    TASKS,
     TRANSFORMS,
     Source,
     Transform,
@@ -124,9 +125,19 @@ def test_no_template_without_its_registry_entry() -> None:
         assert {n for n in names if not n.startswith("_")} == set(registry.names()), folder
 
 
+def test_every_trainer_has_its_templates_and_context() -> None:
+    """A task's trainer names its training loop and command line, training/<trainer>.py.j2 and
+    cli/<trainer>.py.j2, and the emitter's context of them; nothing else has templates there."""
+    trainers = {task.trainer for task in TASKS.entries.values()}
+    for folder in ("training", "cli"):
+        names = {p.name.removesuffix(".py.j2") for p in (TEMPLATES / folder).glob("*.py.j2")}
+        assert {n for n in names if not n.startswith("_")} == trainers, folder
+    assert set(emit.TRAINERS) == trainers
+
+
 # --- no branching on registry names outside the registry ---------------------------------------
 
-NAMES = {n for r in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS) for n in r.names()}
+NAMES = {n for r in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS, TASKS) for n in r.names()}
 STRING = r"""["'](\w+)["']"""
 COMPARISONS = [
     re.compile(r"""kind(?:_name\(\))?\s*(?:==|!=)\s*""" + STRING),  # x.kind == "csv"

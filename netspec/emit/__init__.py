@@ -28,6 +28,7 @@ from typing import Any
 from markupsafe import Markup
 
 from netspec import __version__
+from netspec.emit.adversarial import adversarial_context
 from netspec.emit.data import data_context
 from netspec.emit.errors import EmitError
 from netspec.emit.filters import environment, identifier, literal, text
@@ -61,6 +62,7 @@ SCRIPT_NAMES = frozenset(
         "folder_digest", "csv_rows", "csv_target", "TASK_TYPE", "ts_series", "ts_stack", "TRAIN_PATH", "TEST_PATH",
         "_ts_header", "_ts_row",
         "read_ts",  # verbatim/readers.py
+        "LATENT", "D_STEPS", "N_SAMPLES", "SAMPLES_SEED", "sample", "save_samples",  # a GAN's
         "HELD_OUT",
     }
 )  # fmt: skip
@@ -87,8 +89,9 @@ def emit(program: ir.Program, target: str = "pytorch", spec: str = "spec", scrip
         raise EmitError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
     if program.train is None or program.dataset is None:
         raise EmitError("a training script needs a `dataset` and a `train` section")
-    if program.network(program.train.model) is None:
-        raise EmitError(f"the spec has no network `{program.train.model}`")
+    for key in program.train.task.networks:
+        if program.network(getattr(program.train, key)) is None:
+            raise EmitError(f"the spec has no network `{getattr(program.train, key)}`")
     context = _context(program, spec, script or f"{spec}.py")
     return environment(target).get_template("script.py.j2").render(context)
 
@@ -97,14 +100,22 @@ def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
     """Everything the templates see: validated IR values and what is derived from them."""
     train, dataset = program.train, program.dataset
     assert train is not None and dataset is not None
-    net = program.network(train.model)
-    assert net is not None
-    models = _model_context(program, net.name)
+    models = _model_context(program)
     data = data_context(dataset)
-    training = training_context(train, net, data["augments"])
-    used = models.pop("used_modules") | _training_modules(training)
-    copies = _copied_context(data["transforms"], training["metric_funcs"], used, data["stream"])
+    training = TRAINERS[train.task.trainer](program, models.pop("network_classes"), data["augments"])
+    used = models.pop("used_modules") | training.pop("used_modules")
+    copies = _copied_context(data["transforms"], training["metric_funcs"], used, data["stream"], training["copies"])
     return {"netspec_version": __version__, "spec": spec, "script": script, **models, **data, **training, **copies}
+
+
+def _supervised_context(program: ir.Program, classes: dict[str, str], augments: bool) -> dict[str, Any]:
+    """The training of one model: its class, loss, optimizer, schedule and metrics."""
+    train = program.train
+    net = program.network(train.model) if train else None
+    assert train is not None and net is not None
+    training = training_context(train, net, augments)
+    settings = {"title": classes[net.name], "model_class": classes[net.name], "evaluates": True, "trainer_settings": []}
+    return {**training, **settings, "used_modules": _training_modules(training), "copies": []}
 
 
 def _training_modules(training: dict[str, Any]) -> set[str]:
@@ -113,16 +124,17 @@ def _training_modules(training: dict[str, Any]) -> set[str]:
     return {c.func for c in calls if c.func in NETSPEC_MODULES}
 
 
-def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
+def _model_context(program: ir.Program) -> dict[str, Any]:
     """A class per network and per reused block, and the netspec modules they call."""
     trees = [Call("nn.Sequential", [step_call(s) for s in n.steps]) for n in program.networks]
     spec_names = frozenset({n.name for n in program.networks} | {c.block for t in trees for c in t.calls() if c.block})
-    classes = Classes(set(SCRIPT_NAMES) | set(NETSPEC_MODULES) | set(dir(builtins)) | set(keyword.kwlist), spec_names)
+    reserved = set(SCRIPT_NAMES) | set(NETSPEC_MODULES) | set(definitions("adversarial"))  # a GAN's copies too
+    classes = Classes(reserved | set(dir(builtins)) | set(keyword.kwlist), spec_names)
     classes.add_blocks(trees)
     model_classes = {n.name: classes.add_network(n, tree) for n, tree in zip(program.networks, trees)}
     calls = [c for cls in classes.classes for call in cls.body for c in call.calls()]
     return {
-        "model_class": model_classes[model].name,
+        "network_classes": {name: cls.name for name, cls in model_classes.items()},
         "classes": classes.classes,
         "used_modules": {c.func for c in calls if c.func in NETSPEC_MODULES}
         | ({"tie_weights"} if any(c.tied for c in classes.classes) else set()),
@@ -130,9 +142,14 @@ def _model_context(program: ir.Program, model: str) -> dict[str, Any]:
 
 
 def _copied_context(
-    transforms: list[dict[str, Any]], metric_funcs: list[tuple[str, str]], used_modules: set[str], stream: bool
+    transforms: list[dict[str, Any]],
+    metric_funcs: list[tuple[str, str]],
+    used_modules: set[str],
+    stream: bool,
+    trainer_copies: list[Any],
 ) -> dict[str, Any]:
-    """netspec's own augmentation, streaming, metric and module code that the script needs, copied."""
+    """netspec's own augmentation, streaming, metric and module code that the script needs, copied
+    (the trainer's own, a GAN's losses, copied already)."""
     stream_helpers = {"workers", "collate"} if stream else set()
     helpers = {f for t in transforms for f in t["functions"]} | {f for _, f in metric_funcs} | stream_helpers
     copied_data = copied("data", helpers)
@@ -141,7 +158,7 @@ def _copied_context(
     missing = helpers - {d.name for d in copied_data + copied_metrics}
     if missing:
         raise EmitError(f"netspec/verbatim/ has no {', '.join(sorted(missing))}")
-    uses = set().union(*(d.uses for d in copied_data + copied_metrics + copied_modules))
+    uses = set().union(*(d.uses for d in copied_data + copied_metrics + copied_modules + trainer_copies))
     return {
         "modules_source": [Markup(d.source) for d in copied_modules],
         "data_helpers": [Markup(d.source) for d in copied_data],
@@ -150,5 +167,7 @@ def _copied_context(
         "uses_math": "math" in uses,
     }
 
+
+TRAINERS = {"supervised": _supervised_context, "adversarial": adversarial_context}  # by the task's trainer
 
 __all__ = ["TARGETS", "EmitError", "definitions", "emit", "identifier", "literal", "text"]

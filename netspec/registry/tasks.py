@@ -55,6 +55,12 @@ class Gan(TrainingTask):
     unused: ClassVar = ("model", "metrics", "early_stopping", "schedule")
     picture: ClassVar[str] = "`generator G` and `discriminator D` (that is `task gan`)"
     title: ClassVar[str] = "a GAN"
+    samples_seed: ClassVar[int] = 1_000_003  # of the fixed noise behind the samples, apart from training's
+
+    @property
+    def noise_function(self) -> str:
+        """Its noise's function in netspec/verbatim/adversarial.py: `normal_noise` or `uniform_noise`."""
+        return f"{self.noise}_noise"
 
 
 def task_for(networks: int) -> type[TrainingTask] | None:

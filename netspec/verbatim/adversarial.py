@@ -1,7 +1,7 @@
-"""GAN training's losses and noise, used by `netspec run` and copied into emitted scripts.
+"""GAN training's losses and noise, used by `netspec run` and copied into scripts.
 
-The discriminator outputs one score (a logit) per sample; `real` and `fake` are its scores of
-a batch of the dataset's samples and of the generator's.
+The discriminator outputs one score (a logit) per sample; `real` and `fake` are its
+scores of a batch of the dataset's samples and of the generator's.
 """
 
 from __future__ import annotations
@@ -12,18 +12,21 @@ from torch import nn
 
 
 def bce_discriminator_loss(real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
-    """-log D(x) - log(1 - D(G(z))): real samples toward 1 (1 - smoothing), fakes toward 0."""
-    real_loss = F.binary_cross_entropy_with_logits(real, torch.full_like(real, 1.0 - smoothing))
+    """-log D(x) - log(1 - D(G(z))): real samples toward 1 (1 - smoothing), fakes
+    toward 0."""
+    real_target = torch.full_like(real, 1.0 - smoothing)
+    real_loss = F.binary_cross_entropy_with_logits(real, real_target)
     return real_loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
 
 def bce_generator_loss(fake: torch.Tensor) -> torch.Tensor:
-    """-log D(G(z)), the non-saturating generator loss: its gradient is strong while D wins."""
+    """-log D(G(z)), the non-saturating generator loss: strong while D wins."""
     return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
 def hinge_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))): only scores on the wrong side of the margin count."""
+    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))): only scores on the wrong side of the
+    margin count."""
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
 
@@ -43,7 +46,8 @@ def wasserstein_generator_loss(fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """(|grad D(x_hat)| - 1)^2 at random points x_hat between real and fake samples (WGAN-GP)."""
+    """(|grad D(x_hat)| - 1)^2 at random points x_hat between real and fake samples
+    (WGAN-GP)."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
