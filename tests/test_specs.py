@@ -10,7 +10,7 @@ import pytest
 from netspec import compile_file, compile_text, load
 from netspec.cli import main
 from netspec.ir.nodes import Program
-from netspec.tools.summary import summary_json
+from netspec.tools.summary import summary_json, summary_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -72,6 +72,23 @@ def test_summary_text_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", str(ROOT / "specs/resnet_cifar.net")]) == 0
     out = capsys.readouterr().out
     assert "network ResNet" in out and "Total params: 815,946" in out and "residual" in out
+
+
+def test_summary_names_a_gans_generator_and_discriminator() -> None:
+    gan = compile_text(
+        "network G {\n    input [4]\n    dense(2)\n}\nnetwork D {\n    input [2]\n    dense(1)\n}\n"
+        "dataset d {\n    source arithmetic\n}\n"
+        "train {\n    generator G\n    discriminator D\n    loss hinge\n    optimizer adam\n    epochs 1\n}\n"
+    ).program
+    assert gan is not None
+    text = summary_text(gan)
+    assert "network G, the generator: input [4] -> output [2]" in text
+    assert "network D, the discriminator: input [2] -> output [1]" in text
+    assert text.endswith("Trains a GAN: generator G, discriminator D; 13 parameters in all")
+    data = summary_json(gan)
+    assert data["task"] == "gan" and [n["role"] for n in data["networks"]] == ["generator", "discriminator"]
+    lenet = summary_json(load(str(ROOT / "specs/mnist.net")))
+    assert lenet["task"] == "supervised" and lenet["networks"][0]["role"] == "model"
 
 
 # --- language features ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``netspec summary``: per network, each layer's output shape and parameters (like torchinfo)."""
+"""``netspec summary``: per network, each layer's output shape and parameters (like torchinfo); the
+networks the train section trains are named by their part (the model, a GAN's generator and discriminator)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,19 @@ def rows(steps: list[Any], depth: int = 0) -> list[Row]:
     return out
 
 
+def roles(program: ir.Program) -> dict[str, str]:
+    """The train key that names each network it trains: {"Generator": "generator", ...}."""
+    return {name: key for key, name in program.train.trained().items()} if program.train else {}
+
+
 def summary_json(program: ir.Program) -> dict[str, Any]:
+    parts = roles(program)
     return {
+        "task": program.train.task.kind if program.train else None,
         "networks": [
             {
                 "name": n.name,
+                "role": parts.get(n.name),
                 "input": list(n.input_shape),
                 "output": list(n.output_shape),
                 "params": n.params,
@@ -54,15 +63,27 @@ def summary_json(program: ir.Program) -> dict[str, Any]:
                 ],
             }
             for n in program.networks
-        ]
+        ],
     }
 
 
 def summary_text(program: ir.Program) -> str:
-    return "\n\n".join(_table(n) for n in program.networks)
+    parts = roles(program)
+    return "\n\n".join([_table(n, parts.get(n.name)) for n in program.networks] + _trained_together(program))
 
 
-def _table(net: ir.Network) -> str:
+def _trained_together(program: ir.Program) -> list[str]:
+    """Of a task that trains several networks (a GAN), a line that names them and their parameters."""
+    train = program.train
+    trained = train.trained() if train else {}
+    if train is None or len(trained) < 2:
+        return []
+    total = sum(net.params for net in map(program.network, trained.values()) if net)
+    names = ", ".join(f"{key} {name}" for key, name in trained.items())
+    return [f"Trains {train.task.title}: {names}; {total:,} parameters in all"]
+
+
+def _table(net: ir.Network, role: str | None = None) -> str:
     body = [
         (
             "  " * r.depth + r.kind,
@@ -82,7 +103,8 @@ def _table(net: ir.Network) -> str:
     size = net.params * 4 / 2**20
     return "\n".join(
         [
-            f"network {net.name}: input {fmt_shape(net.input_shape)} -> output {fmt_shape(net.output_shape)}",
+            f"network {net.name}{f', the {role}' if role else ''}: input {fmt_shape(net.input_shape)} "
+            f"-> output {fmt_shape(net.output_shape)}",
             "=" * width,
             line(head),
             "-" * width,
