@@ -23,9 +23,10 @@ from netspec.language.diagnostics import UsageError
 from netspec.runtime import adversarial
 from netspec.runtime.build import build_network
 from netspec.runtime.data_core import InputError
-from netspec.runtime.loop import RunOptions, pick_device, prepare_data
+from netspec.runtime.loop import RunOptions, pick_device
 from netspec.runtime.predict import read_weights
 from netspec.runtime.rundir import read_vocab, write_atomic
+from netspec.runtime.splits import prepare_data
 from netspec.verbatim import adversarial as vadv
 
 

@@ -15,7 +15,7 @@ import torch
 
 from netspec.ir import nodes as ir
 from netspec.runtime.datasets import load, resolve_root
-from netspec.runtime.loop import Data, batches, prepare_data
+from netspec.runtime.splits import Data, batches, prepare_data
 
 CPU = torch.device("cpu")
 
