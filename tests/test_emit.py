@@ -1216,6 +1216,21 @@ def test_gans_train_to_the_numbers_of_netspec_run(case: str, data: Path, tmp_pat
     assert list(rows[0]) == ["epoch", "d_loss", "g_loss", "lr"] and len(rows) == 2
 
 
+@pytest.mark.torch
+def test_a_resumed_gan_script_run_ends_where_an_uninterrupted_one_does(data: Path, tmp_path: Path) -> None:
+    """d_steps=2 over 5 batches an epoch: the generator's steps follow the run's step count across the resume."""
+    spec = tmp_path / "gan.net"
+    spec.write_text(GAN_NET % GAN_CASES["wgan_gp_d_steps_clip"], encoding="utf-8")
+    script = tmp_path / "gan.py"
+    script.write_text(emit.emit(load(str(spec)), spec="gan"), encoding="utf-8")
+    root = ("--data-dir", str(data))
+    straight = run_script(script, *root, "--out", str(tmp_path / "straight"), "--epochs", "3", cwd=tmp_path)
+    first = run_script(script, *root, "--out", str(tmp_path / "resumed"), "--epochs", "1", cwd=tmp_path)
+    second = run_script(script, *root, "--resume", str(tmp_path / "resumed"), "--epochs", "3", cwd=tmp_path)
+    assert straight.returncode == first.returncode == second.returncode == 0, second.stderr
+    assert metrics(tmp_path / "straight") == metrics(tmp_path / "resumed") and len(metrics(tmp_path / "resumed")) == 3
+
+
 def test_a_gan_script_copies_its_losses_and_noise_and_nothing_else() -> None:
     text = emit.emit(program_of(GAN_NET % GAN_CASES["bce_smoothing_validation"]), spec="gan")
     names = top_level_names(text)

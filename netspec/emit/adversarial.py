@@ -31,7 +31,7 @@ def adversarial_context(program: ir.Program, classes: dict[str, str], augments: 
         "discriminator_class": classes[discriminator.name],
         "sample_shape": generator.output_shape,
         "noise_shape": generator.input_shape,
-        "image_samples": len(generator.output_shape) == 3,
+        "image_samples": _images(generator),
         "noise_function": task.noise_function,  # type: ignore[attr-defined]
         "d_loss_call": Call(loss.discriminator_function, [Param("real_score"), Param("fake_score")], _kwargs(loss)),  # type: ignore[attr-defined]
         "g_loss_function": loss.generator_function,  # type: ignore[attr-defined]
@@ -54,14 +54,21 @@ def _helpers(train: ir.Train) -> set[str]:
 
 
 def _settings(task: Any, generator: ir.Network) -> list[tuple[str, Any, str]]:
-    """The script's GAN constants: (name, value, comment)."""
+    """The script's GAN constants: (name, value, comment); those of samples.png for images only."""
     settings = [("LATENT", int(generator.input_shape[0]), "the size of the generator's noise input")]
     if task.d_steps > 1:
         settings.append(("D_STEPS", task.d_steps, "discriminator steps per generator step"))
+    if not _images(generator):
+        return settings
     return settings + [
         ("N_SAMPLES", task.samples, "drawn from fixed noise at the end, into samples.png"),
         ("SAMPLES_SEED", task.samples_seed, "of that noise, as netspec run draws it"),
     ]
+
+
+def _images(generator: ir.Network) -> bool:
+    """Whether the generator draws images [C, H, W], which the script shows in samples.png."""
+    return len(generator.output_shape) == 3
 
 
 def _kwargs(loss: Any) -> list[tuple[str, Any]]:
