@@ -114,7 +114,13 @@ def _supervised_context(program: ir.Program, classes: dict[str, str], augments: 
     net = program.network(train.model) if train else None
     assert train is not None and net is not None
     training = training_context(train, net, augments)
-    settings = {"title": classes[net.name], "model_class": classes[net.name], "evaluates": True, "trainer_settings": []}
+    settings = {
+        "title": classes[net.name],
+        "model_class": classes[net.name],
+        "evaluates": True,
+        "trainer_settings": [],
+        "pt_files": "model.pt",  # the weights without safetensors
+    }
     return {**training, **settings, "used_modules": _training_modules(training), "copies": []}
 
 

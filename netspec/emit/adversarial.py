@@ -26,6 +26,7 @@ def adversarial_context(program: ir.Program, classes: dict[str, str], augments: 
         "task": task,
         "title": f"a GAN, {generator.name} against {discriminator.name},",
         "evaluates": False,
+        "pt_files": ".pt files",  # the weights without safetensors: generator.pt, discriminator.pt
         "trainer_settings": _settings(task, generator),
         "generator_class": classes[generator.name],
         "discriminator_class": classes[discriminator.name],
