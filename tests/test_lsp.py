@@ -32,7 +32,17 @@ from netspec.cli import main  # noqa: E402
 from netspec.ir.pipeline import compile_text  # noqa: E402
 from netspec.language import parse as parse_module  # noqa: E402
 from netspec.language.syntax import KEYWORDS  # noqa: E402
-from netspec.registry import ACTIVATIONS, LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TRANSFORMS  # noqa: E402
+from netspec.registry import (  # noqa: E402
+    ACTIVATIONS,
+    LAYERS,
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+    SOURCES,
+    TASKS,
+    TRANSFORMS,
+)
 from netspec.tools.fmt import format_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -984,7 +994,7 @@ def test_textmate_grammar_covers_keywords_and_every_layer() -> None:
         assert not highlighted(name + "x", "support.function"), name
     for name in ACTIVATIONS:
         assert highlighted(name, "support.function.activation"), name
-    for registry in (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS):
+    for registry in (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS, TASKS):
         for name in registry.names():
             assert highlighted(name, "support.function"), name
     assert highlighted("->", "keyword.operator.arrow")

@@ -47,6 +47,8 @@ class Source(Op):
     script_helpers: ClassVar[frozenset[str]] = frozenset()  # netspec/verbatim/readers.py functions it copies
     load_argument: ClassVar[str] = "root"  # what the script's load_data takes: the data root, or the seed
     loader: ClassVar[str] = ""  # its loader in netspec.runtime.data_standard or data_files: f(source, paths)
+    # why a validation split held out at random would be wrong for it (None: it is fine)
+    no_validation: ClassVar[str | None] = None
 
     def task(self) -> Task:
         return Task()
@@ -288,6 +290,10 @@ class Text(Source):
     has_test: ClassVar[bool] = True
     script_helpers: ClassVar[frozenset[str]] = frozenset({"char_windows"})
     loader: ClassVar[str] = "load_text"
+    no_validation: ClassVar[str | None] = (
+        "its training windows start at every offset, so windows held out at random would share their "
+        "text with the training windows (and copy them all); its last `held_out` part is the held-out split"
+    )
 
     def task(self) -> Task:
         return Task((self.seq_len,), "token")

@@ -28,8 +28,20 @@ def run(module: st.Module, ctx: CheckContext) -> None:
         return
     task = dataset.source.task()
     sample = _transforms(ctx, dataset, task)
+    _validation(ctx, dataset)
     if _loss_fits(ctx, train):
         CHECKS[train.task.trainer](module, ctx, train, task, sample)
+
+
+def _validation(ctx: CheckContext, dataset: ir.Dataset) -> None:
+    why = dataset.source.no_validation
+    if dataset.validation and why:
+        ctx.report(
+            "NS038",
+            f"source `{dataset.source.kind}` takes no `validation`: {why}",
+            dataset.span,
+            "remove `validation`; the test split is evaluated at the end",
+        )
 
 
 def _loss_fits(ctx: CheckContext, train: ir.Train) -> bool:
