@@ -52,7 +52,7 @@ class Gan(TrainingTask):
     networks: ClassVar = ("generator", "discriminator")
     loss_target: ClassVar = ("adversarial",)
     trainer: ClassVar[str] = "adversarial"
-    unused: ClassVar = ("model", "metrics", "early_stopping", "schedule")
+    unused: ClassVar = ("model", "metrics", "early_stopping", "schedule", "precision", "compile")
     picture: ClassVar[str] = "`generator G` and `discriminator D` (that is `task gan`)"
     title: ClassVar[str] = "a GAN"
     samples_seed: ClassVar[int] = 1_000_003  # of the fixed noise behind the samples, apart from training's

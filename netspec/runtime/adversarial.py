@@ -20,12 +20,10 @@ from torch import nn
 
 from netspec.ir import nodes as ir
 from netspec.runtime import rundir
-from netspec.runtime.build import build_network
+from netspec.runtime.build import build_network, build_optimizer
 from netspec.runtime.console import plural
 from netspec.runtime.rundir import State
 from netspec.verbatim import adversarial as vadv
-
-SAMPLES_SEED = 1_000_003  # the fixed noise of the sample grids: its own generator, apart from training's
 
 
 class OptimizerPair:
@@ -37,7 +35,7 @@ class OptimizerPair:
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
-        return self.discriminator.param_groups + self.generator.param_groups
+        return self.generator.param_groups + self.discriminator.param_groups  # the generator's lr is logged
 
     def state_dict(self) -> dict[str, Any]:
         g, d = self.generator.state_dict(), self.discriminator.state_dict()
@@ -69,7 +67,7 @@ class GanTrainer:
         self.latent = _latent(program, train)
         self.d_loss = getattr(vadv, train.loss.discriminator_function)  # type: ignore[attr-defined]
         self.g_loss = getattr(vadv, train.loss.generator_function)  # type: ignore[attr-defined]
-        self.noise = getattr(vadv, f"{train.task.noise}_noise")  # type: ignore[attr-defined]
+        self.noise = getattr(vadv, train.task.noise_function)  # type: ignore[attr-defined]
         self.at_eval = at_eval
 
     def step(self, exp: Any, state: State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -116,7 +114,7 @@ class GanTrainer:
         g = exp.model["generator"]
         was_training = g.training
         g.eval()
-        fixed = torch.Generator().manual_seed(SAMPLES_SEED)
+        fixed = torch.Generator().manual_seed(self.task.samples_seed)  # type: ignore[attr-defined]
         z = self.noise(self.task.samples, self.latent, torch.device("cpu"), fixed).to(exp.device)  # type: ignore[attr-defined]
         images = undo(g(z).float().cpu(), self.at_eval)
         g.train(was_training)
@@ -148,7 +146,10 @@ def undo(images: torch.Tensor, at_eval: list[Callable[[Any], Any]]) -> torch.Ten
 
 
 def draw(path: Path, images: torch.Tensor, title: str) -> None:
-    """A grid of generated images (nothing without matplotlib, which is optional for running)."""
+    """A grid of generated images (nothing for samples that are not images [C, H, W], nor without
+    matplotlib, which is optional for running)."""
+    if images.dim() != 4:
+        return
     try:
         from netspec.runtime import plots
     except ImportError:
@@ -164,12 +165,8 @@ def build(program: ir.Program, device: torch.device) -> tuple[nn.ModuleDict, Opt
     torch.manual_seed(train.seed)
     nets = {key: build_network(program.network(name)) for key, name in train.trained().items()}  # type: ignore[arg-type]
     model = nn.ModuleDict(nets).to(device)
-    optimizers = [_optimizer(train.optimizer_of(key), model[key]) for key in train.task.networks]
+    optimizers = [build_optimizer(train.optimizer_of(key), model[key]) for key in train.task.networks]
     return model, OptimizerPair(*optimizers)
-
-
-def _optimizer(op: Any, net: nn.Module) -> torch.optim.Optimizer:
-    return getattr(torch.optim, op.torch_class)(net.parameters(), **op.torch_kwargs())  # type: ignore[no-any-return]
 
 
 def save_weights(out: Path, model: nn.ModuleDict) -> None:

@@ -72,6 +72,15 @@ def build_network(net: ir.Network) -> nn.Module:
     return modules.tie_weights(build_steps(net.steps))
 
 
+def build_optimizer(optimizer: Any, model: nn.Module) -> Any:
+    """The torch optimizer over the model's parameters, in the groups the optimizer asks for."""
+    import torch
+
+    grouping = optimizer.param_groups()
+    params = getattr(modules, grouping)(model, optimizer.weight_decay) if grouping else model.parameters()
+    return getattr(torch.optim, optimizer.torch_class)(params, **optimizer.torch_kwargs())
+
+
 def scheduler_class(name: str) -> Any:
     """The learning-rate scheduler a schedule names: torch's, else one from netspec.verbatim.modules."""
     from torch.optim import lr_scheduler
@@ -82,4 +91,13 @@ def scheduler_class(name: str) -> Any:
     return cls
 
 
-__all__ = ["build_layer", "build_network", "build_step", "build_steps", "instantiate", "resolve", "scheduler_class"]
+__all__ = [
+    "build_layer",
+    "build_network",
+    "build_optimizer",
+    "build_step",
+    "build_steps",
+    "instantiate",
+    "resolve",
+    "scheduler_class",
+]

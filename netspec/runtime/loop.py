@@ -24,12 +24,11 @@ from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
 from netspec.runtime import adversarial, checkpoint, console, interrupts, resume
 from netspec.runtime import rundir as artifacts
-from netspec.runtime.build import build_network, scheduler_class
+from netspec.runtime.build import build_network, build_optimizer, scheduler_class
 from netspec.runtime.datasets import DataError, check_fit, load, resolve_root
 from netspec.runtime.rundir import State
 from netspec.runtime.splits import Data, Split, batches, prepare_data
 from netspec.verbatim import metrics as vmetrics
-from netspec.verbatim import modules
 
 
 class TrainingError(Exception):
@@ -133,7 +132,7 @@ def _build_supervised(program: ir.Program, data: Data, device: torch.device) -> 
     model, channels_last = _model(net, device)
     steps_per_epoch = math.ceil(len(data.train) / program.dataset.batch)  # type: ignore[union-attr]
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
-    optimizer = _optimizer(train.optimizer, model)
+    optimizer = build_optimizer(train.optimizer, model)
     scheduler = _scheduler(train, optimizer, epochs, steps_per_epoch)
     meter_args = train.loss.meter_args(net.output_shape[-1], train.metrics)
     autocast = _autocast(train, device)
@@ -164,13 +163,6 @@ def _model(net: ir.Network, device: torch.device) -> tuple[nn.Module, bool]:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model, channels_last
-
-
-def _optimizer(optimizer: Any, model: nn.Module) -> torch.optim.Optimizer:
-    """The torch optimizer over the model's parameters, in the groups the optimizer asks for."""
-    grouping = optimizer.param_groups()
-    params = getattr(modules, grouping)(model, optimizer.weight_decay) if grouping else model.parameters()
-    return getattr(torch.optim, optimizer.torch_class)(params, **optimizer.torch_kwargs())  # type: ignore[no-any-return]
 
 
 def _loss(loss: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

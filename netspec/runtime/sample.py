@@ -144,7 +144,7 @@ def images(program: ir.Program, options: RunOptions, weights: Path, request: Req
     assert train is not None
     device = pick_device(options.device or train.device)
     net, generator = trained_network(program, weights, device)
-    noise = getattr(vadv, f"{train.task.noise}_noise")  # type: ignore[attr-defined]
+    noise = getattr(vadv, train.task.noise_function)  # type: ignore[attr-defined]
     g = torch.Generator().manual_seed(request.seed)
     z = noise(request.count, int(net.input_shape[0]), torch.device("cpu"), g).to(device)
     return adversarial.undo(generator(z).float().cpu(), preprocessing(program, options))

@@ -191,7 +191,7 @@ def train_epoch(model, optimizer, scheduler, train, g, state, steps):
     model.train()
     x, y = train
     order = torch.randperm(len(x), generator=g).to(x.device)
-    log_every = max(1, min(len(order) // BATCH_SIZE, steps) // 10)  # about ten lines an epoch, or a run
+    log_every = max(1, min(len(order) // BATCH_SIZE, steps) // 10)  # ten lines a run
     total, seen = 0.0, 0
     for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
         if state.step >= steps:
