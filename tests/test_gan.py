@@ -173,3 +173,9 @@ def test_d_steps_updates_the_generator_every_nth_batch(tmp_path: Path, data: Pat
     # Adam's first step moves every weight by about lr (2e-3), whatever its gradient: one step, not five
     moved = max((g1[k] - g0[k]).abs().max().item() for k in g0)
     assert 1.5e-3 < moved < 2.5e-3
+
+
+def test_d_steps_beyond_an_epoch_is_refused_before_training(tmp_path: Path, data: Path, capsys: Any) -> None:
+    """5 batches an epoch and d_steps=6: some epochs would have no generator step (a nan g_loss)."""
+    assert run(spec(tmp_path, data, task="task gan(d_steps=6)"), "--out", str(tmp_path / "run")) == 2
+    assert "takes more batches than an epoch has (5)" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from netspec.registry.metrics import monitor_mode
 from netspec.runtime import adversarial, checkpoint, console, interrupts, resume
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network, build_optimizer, scheduler_class
+from netspec.runtime.data_fit import DataMismatch
 from netspec.runtime.datasets import DataError, check_fit, load, resolve_root
 from netspec.runtime.rundir import State
 from netspec.runtime.splits import Data, Split, batches, prepare_data
@@ -115,6 +116,11 @@ def _build_gan(program: ir.Program, data: Data, device: torch.device) -> Experim
     train = program.train
     assert train is not None
     epochs = train.epochs or math.ceil((train.steps or 1) / steps_per_epoch)
+    if train.task.d_steps > steps_per_epoch:  # type: ignore[attr-defined]
+        raise DataMismatch(
+            f"task gan(d_steps={train.task.d_steps}) takes more batches than an epoch has ({steps_per_epoch}): "  # type: ignore[attr-defined]
+            "some epochs would not train the generator; lower d_steps or the batch size"
+        )
     trainer = adversarial.GanTrainer(program, data.at_eval)
     no_loss: Any = None  # each network's loss is the trainer's
     pair: Any = optimizers  # saved and restored as one optimizer
