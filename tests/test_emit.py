@@ -504,6 +504,7 @@ SPEC_RUNS = {
     "mnist_mlp": QUICK,
     "fashion": QUICK,
     "gan": QUICK,
+    "fashion_gan": QUICK,
     "addition": ["train.epochs=2"],
     "shakespeare": ["train.steps=20"],
     "shakespeare_gpt": ["train.steps=5"],

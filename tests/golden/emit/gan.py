@@ -1,4 +1,4 @@
-"""Train Discriminator from gan.net in plain PyTorch.
+"""Train a GAN, Generator against Discriminator, from gan.net in plain PyTorch.
 
 Written by `netspec emit`; needs only torch and numpy. With the same seed it trains on the
 CPU to exactly the numbers of `netspec run`, into the same metrics.csv and summary.json.
@@ -23,31 +23,35 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 try:
     from safetensors.torch import save_file
-except ImportError:  # without safetensors, the weights go to model.pt instead
+except ImportError:  # without safetensors, the weights go to .pt files instead
     save_file = None
 
 SPEC = "gan"
-SEED = 3
-EPOCHS = 5
-BATCH_SIZE = 128
-EVAL_BATCH_SIZE = 256
+SEED = 1
+EPOCHS = 12
+BATCH_SIZE = 64
+LATENT = 100  # the size of the generator's noise input
+N_SAMPLES = 64  # drawn from fixed noise at the end, into samples.png
+SAMPLES_SEED = 1000003  # of that noise, as netspec run draws it
 
 
 # --- Model -------------------------------------------------------------------
 class Generator(nn.Sequential):
-    """[64] -> [1, 28, 28], 539,969 parameters."""
+    """[100] -> [1, 28, 28], 759,681 parameters."""
 
     def __init__(self):
         super().__init__(
-            nn.Linear(64, 6272),  # -> [6272]
-            nn.ReLU(),  # -> [6272]
+            nn.Linear(100, 6272, bias=False),  # -> [6272]
             nn.Sequential(nn.Flatten(), nn.Unflatten(1, (128, 7, 7))),  # -> [128, 7, 7]
+            nn.BatchNorm2d(128),  # -> [128, 7, 7]
+            nn.ReLU(),  # -> [128, 7, 7]
             nn.ConvTranspose2d(
-                128, 64, kernel_size=4, stride=2, padding=1
+                128, 64, kernel_size=4, stride=2, padding=1, bias=False
             ),  # -> [64, 14, 14]
             nn.BatchNorm2d(64),  # -> [64, 14, 14]
             nn.ReLU(),  # -> [64, 14, 14]
@@ -59,17 +63,19 @@ class Generator(nn.Sequential):
 
 
 class Discriminator(nn.Sequential):
-    """[1, 28, 28] -> [10], 195,274 parameters."""
+    """[1, 28, 28] -> [1], 72,609 parameters."""
 
     def __init__(self):
         super().__init__(
-            nn.Conv2d(1, 64, kernel_size=4, stride=2, padding=1),  # -> [64, 14, 14]
-            nn.LeakyReLU(negative_slope=0.2),  # -> [64, 14, 14]
-            nn.Conv2d(64, 128, kernel_size=4, stride=2, padding=1),  # -> [128, 7, 7]
+            nn.Conv2d(1, 32, kernel_size=4, stride=2, padding=1),  # -> [32, 14, 14]
+            nn.LeakyReLU(negative_slope=0.2),  # -> [32, 14, 14]
+            nn.Conv2d(
+                32, 128, kernel_size=4, stride=2, padding=1, bias=False
+            ),  # -> [128, 7, 7]
             nn.BatchNorm2d(128),  # -> [128, 7, 7]
             nn.LeakyReLU(negative_slope=0.2),  # -> [128, 7, 7]
             nn.Flatten(),  # -> [6272]
-            nn.Linear(6272, 10),  # -> [10]
+            nn.Linear(6272, 1),  # -> [1]
         )
 
 
@@ -148,34 +154,22 @@ def prepare_data(root, seed, device):
 
 
 # --- Training ----------------------------------------------------------------
-class Meter:
-    """Sums the loss and counts a confusion matrix, batch by batch."""
-
-    def __init__(self, classes):
-        self.count, self.loss_sum = 0, 0.0
-        self.confusion = torch.zeros(classes, classes, dtype=torch.long)
-
-    def update(self, loss, out, y):
-        self.count += len(y)
-        self.loss_sum += loss.item() * len(y)
-        out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1).long()
-        classes, pred = self.confusion.shape[0], out.argmax(-1)
-        counts = torch.bincount((y * classes + pred).cpu(), minlength=classes * classes)
-        self.confusion += counts.view(classes, classes)
-
-    def metrics(self):
-        metrics = {name: float(f(self, arg)) for name, (f, arg) in METRICS.items()}
-        return {"loss": self.loss_sum / max(1, self.count), **metrics}
+def bce_discriminator_loss(real, fake, smoothing=0.0):
+    """-log D(x) - log(1 - D(G(z))): real samples toward 1 (1 - smoothing), fakes
+    toward 0."""
+    real_target = torch.full_like(real, 1.0 - smoothing)
+    real_loss = F.binary_cross_entropy_with_logits(real, real_target)
+    return real_loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
 
-def _accuracy(m, _):
-    return m.confusion.diag().sum().item() / max(1, m.confusion.sum().item())
+def bce_generator_loss(fake):
+    """-log D(G(z)), the non-saturating generator loss: strong while D wins."""
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
-METRICS = {  # name: (function, what it needs besides the counts: k, or how to average)
-    "accuracy": (_accuracy, None),
-}
-loss_fn = nn.CrossEntropyLoss()
+def normal_noise(n, size, device, generator=None):
+    """Latent vectors from N(0, 1)."""
+    return torch.randn(n, size, device=device, generator=generator)
 
 
 @dataclass
@@ -183,43 +177,77 @@ class State:
     """Where training stands; saved with every checkpoint, restored by --resume."""
 
     epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
+    step: int = 0  # discriminator steps taken, one per batch
     rows: list = field(default_factory=list)  # metrics.csv: a dict per epoch
 
 
-def train_epoch(model, optimizer, train, g, state):
-    """One pass over the training data in a seeded random order; the mean loss."""
-    model.train()
-    x, y = train
-    order = torch.randperm(len(x), generator=g).to(x.device)
+def train_epoch(generator, discriminator, g_optimizer, d_optimizer, train, rng, state):
+    """One pass over the training data in a seeded random order: a discriminator step on
+    every batch, then a generator step; the mean of each loss."""
+    generator.train()
+    discriminator.train()
+    x, _ = train  # the labels are unused
+    order = torch.randperm(len(x), generator=rng).to(x.device)
     log_every = max(1, len(order) // (10 * BATCH_SIZE))  # about ten lines an epoch
-    total, seen = 0.0, 0
+    d_total, g_total, seen, g_seen = 0.0, 0.0, 0, 0
     for batch, idx in enumerate(order.split(BATCH_SIZE), 1):
-        inputs, targets = x[idx], y[idx]
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        real = x[idx]  # [1, 28, 28] each
+        z = normal_noise(len(real), LATENT, real.device)  # [100] each
+        fake = generator(z)  # [1, 28, 28] each
+
+        # (1) Update D network: real samples toward "real", the fakes toward "fake"
+        real_score = discriminator(real)  # one score (a logit) each
+        fake_score = discriminator(fake.detach())  # no gradient into the generator
+        d_loss = bce_discriminator_loss(real_score, fake_score, smoothing=0.1)
+        d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_optimizer.step()
+
+        # (2) Update G network: the updated D's scores of the fakes, toward "real"
+        g_loss = bce_generator_loss(discriminator(fake))
+        g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_optimizer.step()
+        g_total, g_seen = g_total + g_loss.item() * len(real), g_seen + len(real)
         state.step += 1
-        value = loss.item()
+        value = d_loss.item()
         if not math.isfinite(value):
             raise SystemExit(f"error: the loss became {value} at step {state.step}")
-        total, seen = total + value * len(targets), seen + len(targets)
+        d_total, seen = d_total + value * len(real), seen + len(real)
         if batch % log_every == 0:
-            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] loss {value:.4f}")
-    return total / max(1, seen)
+            print(f"  epoch {state.epoch + 1} [{seen}/{len(order)}] d_loss {value:.4f}")
+    return {"d_loss": d_total / max(1, seen), "g_loss": g_total / max(1, g_seen)}
 
 
 @torch.no_grad()
-def evaluate(model, split):
-    """The loss and metrics over a split, in order, in evaluation mode."""
-    model.eval()
-    x, y = split
-    meter = Meter(10)
-    for inputs, targets in zip(x.split(EVAL_BATCH_SIZE), y.split(EVAL_BATCH_SIZE)):
-        output = model(inputs).float()
-        meter.update(loss_fn(output, targets), output, targets)
-    return meter.metrics()
+def sample(generator, device):
+    """The generator's samples of a fixed noise batch, drawn from its own seed."""
+    generator.eval()
+    fixed = torch.Generator().manual_seed(SAMPLES_SEED)
+    z = normal_noise(N_SAMPLES, LATENT, torch.device("cpu"), fixed)
+    return generator(z.to(device)).float().cpu()
+
+
+def save_samples(path, images):
+    """The images side by side, 8 to a row, scaled to [0, 1] by the batch's range (as
+    torchvision's make_grid(normalize=True)); only if matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no samples.png: matplotlib is not installed")
+        return
+    images = (images - images.min()) / (images.max() - images.min()).clamp(min=1e-8)
+    rows = math.ceil(len(images) / 8)
+    fig, axes = plt.subplots(rows, 8, figsize=(8, rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image.permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
+    write_atomic(path, lambda part: fig.savefig(part, format="png"))
+    plt.close(fig)
 
 
 def write_atomic(path, data):
@@ -230,12 +258,23 @@ def write_atomic(path, data):
     os.replace(part, path)
 
 
-def save_checkpoint(out, model, optimizer, g, state):
+def save_weights(out, name, net):
+    """A network's weights: `name`.safetensors, or `name`.pt without safetensors."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    path = out / (f"{name}.safetensors" if save_file else f"{name}.pt")
+    write_atomic(path, lambda part: (save_file or torch.save)(tensors, part))
+
+
+def save_checkpoint(
+    out, generator, discriminator, g_optimizer, d_optimizer, rng, state
+):
     """After every epoch: all --resume needs, metrics.csv and the weights so far."""
     checkpoint = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "shuffle_rng": g.get_state(),
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "g_optimizer": g_optimizer.state_dict(),
+        "d_optimizer": d_optimizer.state_dict(),
+        "shuffle_rng": rng.get_state(),
         "torch_rng": torch.get_rng_state(),
         "state": asdict(state),
     }
@@ -243,19 +282,20 @@ def save_checkpoint(out, model, optimizer, g, state):
     lines = [",".join(state.rows[0])]  # the columns, the same in every row; then every
     lines += [",".join(map(repr, row.values())) for row in state.rows]  # value exactly
     write_atomic(out / "metrics.csv", ("\n".join(lines) + "\n").encode())
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    weights = "model.safetensors" if save_file else "model.pt"
-    write_atomic(out / weights, lambda part: (save_file or torch.save)(tensors, part))
+    save_weights(out, "generator", generator)
+    save_weights(out, "discriminator", discriminator)
 
 
-def load_checkpoint(out, model, optimizer, g):
+def load_checkpoint(out, generator, discriminator, g_optimizer, d_optimizer, rng):
     """Restore the last checkpoint in `out`; the State it was saved in."""
     if not (out / "checkpoint.pt").is_file():
         raise SystemExit(f"error: no checkpoint to resume in {out}")
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    g.set_state(checkpoint["shuffle_rng"])
+    generator.load_state_dict(checkpoint["generator"])
+    discriminator.load_state_dict(checkpoint["discriminator"])
+    g_optimizer.load_state_dict(checkpoint["g_optimizer"])
+    d_optimizer.load_state_dict(checkpoint["d_optimizer"])
+    rng.set_state(checkpoint["shuffle_rng"])
     torch.set_rng_state(checkpoint["torch_rng"])
     return State(**checkpoint["state"])
 
@@ -280,37 +320,49 @@ def main():
     root = Path(args.data_dir).expanduser().resolve()
     splits, files = prepare_data(root, args.seed, device)
     train = splits["train"]
-    torch.manual_seed(args.seed)  # the model's initial weights
-    model = Discriminator().to(device)
+    torch.manual_seed(args.seed)  # the initial weights, the generator's first
+    generator = Generator().to(device)
+    discriminator = Discriminator().to(device)
     epochs = args.epochs
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0002, betas=(0.5, 0.999))
-    g = torch.Generator().manual_seed(args.seed)  # the order of the samples
+    g_optimizer = torch.optim.Adam(
+        generator.parameters(), lr=0.0002, betas=(0.5, 0.999)
+    )
+    d_optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=0.0002, betas=(0.5, 0.999)
+    )
+    rng = torch.Generator().manual_seed(args.seed)  # the order of the samples
     state = State()
     if args.resume:
-        state = load_checkpoint(out, model, optimizer, g)
+        state = load_checkpoint(
+            out, generator, discriminator, g_optimizer, d_optimizer, rng
+        )
 
     started = time.perf_counter()
     while state.epoch < epochs:
         start = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, train, g, state)
+        losses = train_epoch(
+            generator, discriminator, g_optimizer, d_optimizer, train, rng, state
+        )
         seconds = time.perf_counter() - start
         state.epoch += 1
-        row = {"epoch": state.epoch, "train_loss": train_loss}
-        row.update(lr=optimizer.param_groups[0]["lr"], seconds=seconds)
+        row = {"epoch": state.epoch, **losses}
+        row.update(lr=g_optimizer.param_groups[0]["lr"], seconds=seconds)
         if not all(math.isfinite(v) for v in row.values()):
             raise SystemExit(f"error: training diverged in epoch {state.epoch}: {row}")
         state.rows.append(row)
         shown = [f"{k} {v:.4g}" for k, v in row.items() if k != "seconds"]
         print("  ".join(shown), f" seconds {seconds:.1f}s")  # as netspec run prints it
-        save_checkpoint(out, model, optimizer, g, state)
+        save_checkpoint(
+            out, generator, discriminator, g_optimizer, d_optimizer, rng, state
+        )
 
-    test = evaluate(model, splits["test"])
-    print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in test.items()))
+    save_samples(out / "samples.png", sample(generator, device))
+    params = [p for net in (generator, discriminator) for p in net.parameters()]
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     summary = {
         "spec": SPEC,
-        "test": test,
-        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "test": {},  # a GAN has no test loss
+        "params": sum(p.numel() for p in params if p.requires_grad),
         "seed": args.seed,
         "epochs": state.epoch,
         "steps": state.step,
@@ -319,6 +371,7 @@ def main():
         "wall_seconds": round(time.perf_counter() - started, 3),
         "versions": {**versions, "netspec": "0.1.0"},
         "data_sha256": files,
+        "samples": "samples.png",
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2).encode())
 
