@@ -428,18 +428,34 @@ def test_npz_never_unpickles(tmp_path: Path) -> None:
 
 
 def test_text_windows_and_vocab(tmp_path: Path) -> None:
-    (tmp_path / "t.txt").write_text("hello world!")  # 12 characters: 3 windows of 4, none left over
-    a = ctx_load(Text(path="t.txt", seq_len=3), tmp_path)
-    assert a.vocab == sorted(set("hello world!")) and a.x_test is None and a.y_test is None
+    """As nanoGPT splits a text: training windows at every offset of the first part, the held-out
+    last part in non-overlapping windows; targets shifted by one."""
+    (tmp_path / "t.txt").write_text("abcdefghijklmnopqrst")  # 20 characters: 15 to train on, 5 held out
+    a = ctx_load(Text(path="t.txt", seq_len=3, held_out=0.25), tmp_path)
+    assert a.vocab == list("abcdefghijklmnopqrst")
     decode = lambda row: "".join(a.vocab[i] for i in row)  # noqa: E731
-    assert [decode(r) for r in a.x_train] == ["hel", "o w", "rld"]
-    assert [decode(r) for r in a.y_train] == ["ell", " wo", "ld!"]
+    assert [decode(r) for r in a.x_train] == [
+        "abc",
+        "bcd",
+        "cde",
+        "def",
+        "efg",
+        "fgh",
+        "ghi",
+        "hij",
+        "ijk",
+        "jkl",
+        "klm",
+        "lmn",
+    ]
+    assert [decode(r) for r in a.y_train] == [decode(r)[1:] + chr(ord(decode(r)[-1]) + 1) for r in a.x_train]
+    assert [decode(r) for r in a.x_test] == ["pqr"] and [decode(r) for r in a.y_test] == ["qrs"]
     assert a.x_train.dtype == np.int64 and a.y_train.dtype == np.int64
 
 
 def test_text_shorter_than_one_sample(tmp_path: Path) -> None:
     (tmp_path / "t.txt").write_text("abc")
-    with pytest.raises(DataError, match="3 characters, fewer than one sample of seq_len \\+ 1 = 4"):
+    with pytest.raises(DataError, match="3 characters, too few for a window of seq_len \\+ 1 = 4 in each part"):
         ctx_load(Text(path="t.txt", seq_len=3), tmp_path)
 
 
@@ -585,7 +601,9 @@ def test_real_idx_datasets(source: object, folder: str, first: list[int]) -> Non
 @needs_real_data
 def test_real_tinyshakespeare() -> None:
     a = ctx_load(Text(path="tinyshakespeare/input.txt", seq_len=64), ds.resolve_root(None))
-    assert a.vocab is not None and len(a.vocab) == 65 and a.x_train.shape == (1115394 // 65, 64)
+    cut = int(1115394 * 0.9)  # the first 90% trains, at every offset; the last 10% is held out whole
+    assert a.vocab is not None and len(a.vocab) == 65 and a.x_train.shape == (cut - 64, 64)
+    assert a.x_test is not None and a.x_test.shape == ((1115394 - cut - 1) // 64, 64)
     assert "".join(a.vocab[i] for i in a.x_train[0][:14]) == "First Citizen:"
     assert a.files == {"tinyshakespeare/input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"}
 
