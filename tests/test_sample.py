@@ -172,3 +172,22 @@ def test_a_spec_file_needs_weights_and_a_classifier_cannot_be_sampled(
     )
     assert sample(str(classifier), "--weights", str(tmp_path / "none.safetensors")) == 2
     assert "use `netspec predict`" in capsys.readouterr().err
+
+
+def test_a_gan_of_vectors_trains_and_samples_to_npy_only(tmp_path: Path, capsys: Any) -> None:
+    """Samples that are not images: no grid after an epoch, and `sample` writes them as .npy."""
+    np.savez(tmp_path / "v.npz", x=np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), y=np.zeros(64))
+    spec = tmp_path / "v.net"
+    spec.write_text(
+        "version 1\nnetwork G {\n    input [2]\n    dense(4)\n}\nnetwork D {\n    input [4]\n    dense(1)\n}\n"
+        f'dataset d {{\n    source npz("{tmp_path / "v.npz"}")\n    batch 16\n}}\n'
+        "train {\n    generator G\n    discriminator D\n    loss hinge\n    optimizer adam\n    epochs 1\n}\n"
+    )
+    out = tmp_path / "run"
+    assert cli.main(["run", str(spec), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    assert not (out / "samples.png").exists()
+    assert sample(str(out), "-n", "3", "-o", str(tmp_path / "v.png")) == 2
+    assert "not images ([4] each): write them with -o FILE.npy" in capsys.readouterr().err
+    assert sample(str(out), "-n", "3", "-o", str(tmp_path / "v.npy")) == 0
+    vectors = np.load(tmp_path / "v.npy")
+    assert vectors.shape == (3, 4) and (vectors < 0).any()  # values as they are, not clamped like pixels

@@ -136,13 +136,15 @@ def _latent(program: ir.Program, train: ir.Train) -> int:
 
 
 def undo(images: torch.Tensor, at_eval: list[Callable[[Any], Any]]) -> torch.Tensor:
-    """Images from the preprocessed space back to [0, 1]. The deterministic preprocessing (normalize,
-    standardize) is affine per value, f(x) = a x + b: a and b are read off f(0) and f(1)."""
+    """Samples from the preprocessed space back to the data's (images: to [0, 1]). The deterministic
+    preprocessing (normalize, standardize) is affine per value, f(x) = a x + b: a and b are read off
+    f(0) and f(1)."""
     zeros, ones = torch.zeros(1, *images.shape[1:]), torch.ones(1, *images.shape[1:])
     for fn in at_eval:
         zeros, ones = fn(zeros), fn(ones)
     scale = ones - zeros
-    return ((images - zeros) / torch.where(scale == 0, 1.0, scale)).clamp(0, 1)
+    values = (images - zeros) / torch.where(scale == 0, 1.0, scale)
+    return values.clamp(0, 1) if values.dim() == 4 else values  # pixels in [0, 1]; other values as they are
 
 
 def draw(path: Path, images: torch.Tensor, title: str) -> None:

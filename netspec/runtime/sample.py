@@ -178,6 +178,8 @@ def save_images(path: Path, batch: torch.Tensor, title: str) -> None:
         np.save(buffer, batch.numpy().astype(np.float32))
         write_atomic(path, buffer.getvalue())
         return
+    if batch.dim() != 4:
+        raise UsageError(f"the samples are not images ({list(batch.shape[1:])} each): write them with -o FILE.npy")
     try:
         from netspec.runtime import plots
     except ImportError as e:
