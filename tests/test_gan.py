@@ -3,9 +3,7 @@ grids and weights, and an interrupted GAN resumes to exactly the numbers of an u
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,8 @@ torch = pytest.importorskip("torch")
 
 from netspec import cli  # noqa: E402
 from netspec.ir.pipeline import compile_file  # noqa: E402
-from netspec.runtime import interrupts  # noqa: E402
 from netspec.runtime.build import build_network  # noqa: E402
+from tests.test_resume import rows, run, signal_at, weights  # noqa: E402  (the resume tests' helpers)
 
 SPEC = """\
 version 1
@@ -73,21 +71,6 @@ def spec(tmp_path: Path, data: Path, loss: str = "gan_bce", task: str = "") -> s
     return str(path)
 
 
-def run(*args: str) -> int:
-    return cli.main(["run", *args, "--device", "cpu", "--quiet"])
-
-
-def rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
-
-
-def weights(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
 def test_a_gan_trains_both_networks_and_draws_samples(tmp_path: Path, data: Path, capsys: Any) -> None:
     out = tmp_path / "run"
     assert cli.main(["run", spec(tmp_path, data), "--out", str(out), "--device", "cpu"]) == 0
@@ -128,18 +111,6 @@ def test_the_generator_learns_the_data(tmp_path: Path, data: Path) -> None:
     made = adversarial.undo(g(torch.randn(256, 8)).detach(), [lambda x: (x - 0.5) / 0.5])
     real = 9 / 64  # a 3x3 bright square on 8x8
     assert abs(made.mean().item() - real) < 0.06 < abs(untrained.mean().item() - real)
-
-
-def signal_at(monkeypatch: pytest.MonkeyPatch, check: int, signum: int) -> None:
-    original, calls = interrupts.check, {"n": 0}
-
-    def check_then_signal() -> None:
-        calls["n"] += 1
-        if calls["n"] == check:
-            os.kill(os.getpid(), signum)
-        original()
-
-    monkeypatch.setattr(interrupts, "check", check_then_signal)
 
 
 @pytest.mark.parametrize(("loss", "task"), [("gan_bce(0.1)", ""), ("wgan_gp", "task gan(d_steps=2)")])
