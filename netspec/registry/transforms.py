@@ -54,6 +54,17 @@ class Transform(Op):
         fn = self.function(train_x)
         return lambda x: fn(x, None)
 
+    def deployed(self, train_x: Any) -> dict[str, Any]:
+        """What a deployed model (an export, `netspec serve`) needs of this transform to prepare its
+        inputs without the training data: a JSON record, its kind under "transform"."""
+        return {"transform": self.kind_name(), **_json(self.hyper())}
+
+    @classmethod
+    def restored(cls, record: dict[str, Any], probe: Any) -> Callable[[Any], Any] | None:
+        """The evaluation function again, from a `deployed` record; `probe` is a batch of one sample."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k != "transform"}
+        return cls.model_validate(fields).eval_function(probe)
+
 
 def _stat(value: float | tuple[float, ...], like: Any) -> Any:
     """A per-channel statistic shaped to broadcast over a batch of images or feature rows."""
@@ -61,6 +72,10 @@ def _stat(value: float | tuple[float, ...], like: Any) -> Any:
 
     t = torch.tensor(value, dtype=torch.float32)
     return t.view(-1, 1, 1) if t.dim() and like.dim() == 4 else t
+
+
+def _json(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def _numbers(value: float | tuple[float, ...]) -> float | list[float]:
@@ -136,6 +151,20 @@ class Standardize(Transform):
 
         mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-8)
         return lambda x, g: normalize(x, mean.to(x.device), std.to(x.device))
+
+    def deployed(self, train_x: Any) -> dict[str, Any]:
+        """The statistics themselves (one per feature), since a deployed model has no training split."""
+        return {"transform": self.kind_name(), "mean": train_x.mean(0).tolist(), "std": train_x.std(0).tolist()}
+
+    @classmethod
+    def restored(cls, record: dict[str, Any], probe: Any) -> Callable[[Any], Any] | None:
+        import torch
+
+        from netspec.verbatim.data import normalize
+
+        mean = torch.tensor(record["mean"], dtype=torch.float32)
+        std = torch.tensor(record["std"], dtype=torch.float32).clamp(min=1e-8)
+        return lambda x: normalize(x, mean.to(x.device), std.to(x.device))
 
 
 @TRANSFORMS.register

@@ -380,6 +380,7 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
         if out is not None:  # everything that must match did: now the directory changes
             artifacts.start(out, program, options.source, options.overrides, options.spec_dir)
             artifacts.write_vocab(out, exp.data.vocab)
+            artifacts.write_interface(out, exp.data)
         exp.model = torch.compile(exp.model) if train.compile and not exp.trainer else exp.model  # type: ignore[assignment]
         started = time.perf_counter()
         with interrupts.deferred():

@@ -81,6 +81,26 @@ def write_vocab(out: Path, vocab: list[str] | None) -> None:
         write_atomic(out / "vocab.json", json.dumps({"vocab": vocab}, ensure_ascii=False, indent=1))
 
 
+def write_interface(out: Path, data: Any) -> None:
+    """interface.json: what a deployed model needs besides its weights and spec (netspec export and
+    serve): the inputs' dtype, whether they are images, the class names and the evaluation-time
+    preprocessing with its numbers (Transform.deployed)."""
+    x = data.train.x
+    integer = hasattr(x, "is_floating_point") and not x.is_floating_point()
+    image = x.dim() == 4 if hasattr(x, "dim") else True  # streamed files are images
+    body = {"dtype": "int64" if integer else "float32", "image": image}
+    body |= {"classes": data.classes, "preprocessing": data.deployed}
+    write_atomic(out / "interface.json", json.dumps(body, ensure_ascii=False, indent=1))
+
+
+def read_interface(out: Path) -> dict[str, Any]:
+    """A run's interface.json (FileNotFoundError: a run from before it existed; ValueError: not one)."""
+    data = json.loads((out / "interface.json").read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("preprocessing"), list):
+        raise ValueError(f"{out / 'interface.json'} is not a run's interface")
+    return data
+
+
 def read_vocab(out: Path) -> list[str]:
     """The characters of a run's token ids, from its vocab.json (FileNotFoundError: not a language
     model's run; ValueError: not a vocabulary)."""

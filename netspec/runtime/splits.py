@@ -57,6 +57,7 @@ class Data:
     at_eval: list[Callable[[torch.Tensor], torch.Tensor]]  # what evaluation inputs went through
     files: dict[str, str] = field(default_factory=dict)
     vocab: list[str] | None = None  # of a language model: the character of each token id
+    deployed: list[dict[str, Any]] = field(default_factory=list)  # at_eval as records (Transform.deployed)
 
 
 def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> Data:
@@ -72,10 +73,10 @@ def prepare_data(program: ir.Program, arrays: Arrays, device: torch.device) -> D
     if dataset.limit:
         x, y = x[: dataset.limit], y[: dataset.limit]
     splits = [Split(x, y), val, test]
-    augment, at_eval = _preprocess(dataset, splits)
+    augment, at_eval, deployed = _preprocess(dataset, splits)
     placed = [_place(s, device) if s is not None else None for s in splits]
     classes = arrays.classes or arrays.vocab  # a character model's classes are its characters
-    return Data(placed[0], placed[1], placed[2], classes, augment, at_eval, arrays.files, arrays.vocab)  # type: ignore[arg-type]
+    return Data(placed[0], placed[1], placed[2], classes, augment, at_eval, arrays.files, arrays.vocab, deployed)  # type: ignore[arg-type]
 
 
 def _place(s: Split, device: torch.device) -> Split:
@@ -102,12 +103,15 @@ def _hold_out(
     return x[keep], y[keep], Split(x[held], y[held])
 
 
-def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[Transform], list[Any]]:
+def _preprocess(
+    dataset: ir.Dataset, splits: list[Split | None]
+) -> tuple[list[Transform], list[Any], list[dict[str, Any]]]:
     """Apply transforms in spec order. Until the first augmentation they are deterministic
     and applied once to every split; from then on they run per training batch (returned),
     while evaluation splits get their evaluation-time effect now."""
     per_batch: list[Transform] = []
     at_eval: list[Any] = []
+    deployed: list[dict[str, Any]] = []
     for t in dataset.transforms:
         train_x = _probe(splits[0], dataset, t)  # type: ignore[arg-type]
         if t.image_only and train_x.dim() != 4:  # a source whose samples were unknown until loaded
@@ -123,7 +127,8 @@ def _preprocess(dataset: ir.Dataset, splits: list[Split | None]) -> tuple[list[T
             if s is not None and fn is not None:
                 s.apply(fn)
         at_eval += [fn] if fn is not None else []
-    return per_batch, at_eval
+        deployed += [t.deployed(train_x)] if fn is not None else []
+    return per_batch, at_eval, deployed
 
 
 def _probe(train: Split, dataset: ir.Dataset, t: Any) -> torch.Tensor:
