@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	    $(PYTHON) -m venv $(VENV); \
 	    $(PY) -m pip install -q --upgrade pip; \
 	    $(PY) -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
-	    $(PY) -m pip install -q -e ".[dev]"; \
+	    $(PY) -m pip install -q -e ".[dev,all]"; \
 	fi
 	@touch $@
 
