@@ -61,8 +61,8 @@ def _loss_axes(ax: Any, rows: list[dict[str, float]], steps: list[dict[str, floa
         values += [v for _, v in val]
     _loss_scale(ax, values)
     ax.set(ylabel="loss", title="loss")
-    if values:
-        ax.legend()
+    if values:  # below the axes: over them it hides the curves it names
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, fontsize="small")
 
 
 def _other_losses(rows: list[dict[str, float]]) -> list[str]:
@@ -118,7 +118,7 @@ def _metric_axes(ax: Any, rows: list[dict[str, float]], metrics: list[str]) -> N
         bottom, top = max(0.0, bottom), min(top, 1.0 + pad / 2)
     ax.set_ylim(bottom, top)
     ax.set(title="validation metrics")
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False, fontsize="small")
 
 
 # --- confusion.png ----------------------------------------------------------------------------
