@@ -42,6 +42,7 @@ class RunOptions:
     data_dir: str | None = None
     device: str | None = None  # overrides train.device
     quiet: bool = False
+    on_epoch: Callable[[dict[str, float]], None] | None = None  # after each epoch is saved (`tune`'s pruner; may raise)
     resume: Path | None = None
     download: bool = True
     spec_dir: Path | None = None
@@ -328,8 +329,16 @@ def _check_finite(exp: Experiment, state: State, row: dict[str, float]) -> None:
         raise TrainingError(f"the weights became infinite or nan {where}")
 
 
-def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: console.Progress) -> State:
-    """Train epoch by epoch, checkpointing after each so that any stop can be resumed."""
+def fit(
+    exp: Experiment,
+    state: State,
+    g: torch.Generator,
+    out: Path | None,
+    progress: console.Progress,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> State:
+    """Train epoch by epoch, checkpointing after each so that any stop can be resumed. `on_epoch(row)`
+    sees each epoch once it is saved; an exception it raises ends the run there (a pruned trial)."""
     train = exp.program.train
     assert train is not None
     while state.epoch < exp.epochs and not state.stopped_early:
@@ -360,6 +369,8 @@ def fit(exp: Experiment, state: State, g: torch.Generator, out: Path | None, pro
             artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
             if exp.trainer:
                 exp.trainer.after_epoch(out, exp, state)
+        if on_epoch is not None:
+            on_epoch(row)
     return state
 
 
@@ -384,7 +395,7 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
         exp.model = torch.compile(exp.model) if train.compile and not exp.trainer else exp.model  # type: ignore[assignment]
         started = time.perf_counter()
         with interrupts.deferred():
-            state = fit(exp, state, g, out, console.Progress(options.quiet, options.log))
+            state = fit(exp, state, g, out, console.Progress(options.quiet, options.log), options.on_epoch)
             interrupts.check()
             return finish(out, exp, state, time.perf_counter() - started, options)
 
