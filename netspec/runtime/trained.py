@@ -26,6 +26,7 @@ from netspec.runtime.loop import RunOptions, pick_device
 from netspec.runtime.rundir import read_interface, read_vocab
 from netspec.runtime.sample import trained_network
 from netspec.runtime.splits import Split
+from netspec.verbatim import adversarial as vadv
 
 OUTPUTS = ("classes", "values", "tokens", "images")  # what an output of a trained network means
 
@@ -47,6 +48,7 @@ class Trained:
     spec_text: str
     metrics: dict[str, Any] | None = None  # the run's summary.json: test metrics, epochs, ...
     test: Split | None = None  # the test split (preprocessed), when the data was loaded
+    train: Split | None = None  # the training split (preprocessed, not augmented), when the data was loaded
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,12 +71,27 @@ class Trained:
         """The network's outputs for raw inputs, as float32 on the CPU."""
         return self.module(self.inputs(raw)).float().cpu()
 
+    @property
+    def example_source(self) -> str:
+        """Where `examples` come from: "noise" (a GAN's generator), "test split" or "generated"."""
+        if self.noise is not None:
+            return "noise"
+        return "test split" if self.test is not None and isinstance(self.test.x, torch.Tensor) else "generated"
+
+    @property
+    def noise(self) -> Callable[..., torch.Tensor] | None:
+        """A GAN generator's latent distribution (netspec/verbatim/adversarial.py), else None."""
+        name = getattr(self.program.train.task, "noise_function", None) if self.program.train else None
+        return getattr(vadv, name) if name else None
+
     def examples(self, n: int, seed: int = 0) -> torch.Tensor:
-        """A batch of network inputs (after preprocessing): the test split's first n when the data
-        was loaded, else generated ones of the right shape and dtype."""
+        """A batch of network inputs (after preprocessing): a GAN's noise; the test split's first n when
+        the data was loaded; else generated ones of the right shape and dtype."""
+        g = torch.Generator().manual_seed(seed)
+        if self.noise is not None:
+            return self.noise(n, self.input_shape[0], torch.device("cpu"), g).to(self.device)
         if self.test is not None and isinstance(self.test.x, torch.Tensor):
             return self.test.x[:n].to(self.device)
-        g = torch.Generator().manual_seed(seed)
         if self.dtype == "int64":
             rows = len(self.vocab) if self.vocab else _embedding_rows(self.network)
             return torch.randint(0, rows, (n, *self.input_shape), generator=g).to(self.device)
@@ -107,7 +124,7 @@ def load(
     assert train is not None and program.dataset is not None
     device = pick_device(options.device or train.device)
     net, module = trained_network(program, weights, device)
-    interface, test = _interface(program, options, weights.parent, data)
+    interface, prepared = _interface(program, options, weights.parent, data)
     probe = torch.zeros(1, *net.input_shape, dtype=torch.int64 if interface["dtype"] == "int64" else torch.float32)
     return Trained(
         program=program,
@@ -124,7 +141,8 @@ def load(
         prepare=_restore(interface["preprocessing"], probe),
         spec_text=_spec_text(program, spec, weights.parent),
         metrics=_summary(weights.parent),
-        test=test,
+        test=prepared.test if prepared is not None else None,
+        train=prepared.train if prepared is not None else None,
     )
 
 
@@ -138,7 +156,7 @@ def _output(program: ir.Program) -> str:
     return "values" if train.loss is not None and train.loss.target == "value" else "classes"
 
 
-def _interface(program: ir.Program, options: RunOptions, run: Path, data: bool) -> tuple[dict[str, Any], Split | None]:
+def _interface(program: ir.Program, options: RunOptions, run: Path, data: bool) -> tuple[dict[str, Any], Any]:
     """interface.json and vocab.json of the run directory; the data when asked or when they are missing."""
     try:
         saved: dict[str, Any] | None = read_interface(run)
@@ -162,7 +180,7 @@ def _interface(program: ir.Program, options: RunOptions, run: Path, data: bool) 
         "image": x.dim() == 4 if isinstance(x, torch.Tensor) else True,
         "vocab": prepared.vocab,
     }
-    return (_with_vocab(saved, run) if saved is not None else found), prepared.test
+    return (_with_vocab(saved, run) if saved is not None else found), prepared
 
 
 def _with_vocab(saved: dict[str, Any], run: Path) -> dict[str, Any]:
