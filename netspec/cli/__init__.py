@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from netspec import __version__
-from netspec.cli import emit, front, sample, serve, train
+from netspec.cli import emit, export, front, sample, serve, train
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import WriteError
 
-GROUPS = (front, train, sample, emit, serve)
+GROUPS = (front, train, sample, emit, export, serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from netspec.cli.common import command, load_for_run, spec_options, write_text
 
 def add(sub: Any) -> None:
     p = command(sub, "emit", "write a standalone training script for a spec (PyTorch)", cmd_emit)
+    p.description += " emit writes training code; export writes deployable models: see `netspec export`."
     p.add_argument("file", metavar="FILE", help="a spec file (.net)")
     p.add_argument("--target", choices=("pytorch",), default="pytorch", help="what to write (default: pytorch)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the script to FILE (default: standard output)")
