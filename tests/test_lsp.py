@@ -38,7 +38,10 @@ from netspec.registry import (  # noqa: E402
     LOSSES,
     METRICS,
     OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
     SCHEDULES,
+    SEARCH,
     SOURCES,
     TASKS,
     TRANSFORMS,
@@ -844,7 +847,7 @@ def test_completion_contexts() -> None:
     def at(marked: str) -> list[str]:
         return [i.label for i in L.completion(marked.replace("|", ""), marked.index("|"))]
 
-    assert at("|") == ["version", "let", "block", "network", "dataset", "train"]
+    assert at("|") == ["version", "let", "block", "network", "dataset", "train", "tune"]
     assert at("train {\n    optimizer |\n}") == OPTIMIZERS.names()
     assert at("train {\n    schedule |\n}") == SCHEDULES.names()
     assert at("dataset {\n    source |\n}") == SOURCES.names()
@@ -914,7 +917,7 @@ def test_the_cursor_context_is_read_from_the_grammars_tokens() -> None:
     assert [[t.type for t in arg] for arg in ctx.args] == [["INT"], ["NAME", "EQUAL"]]
     assert _at("network N {\n    dense(4) \\\n    -> |")[: len(ACTIVATIONS)] == ACTIVATIONS  # `\` joins lines
     assert _at('train {\n    loss "a { b" # } -> (\n    optimizer |') == OPTIMIZERS.names()
-    assert _at("let x = 1  # network M {\n|") == ["version", "let", "block", "network", "dataset", "train"]
+    assert _at("let x = 1  # network M {\n|") == ["version", "let", "block", "network", "dataset", "train", "tune"]
     assert _at('network N {\n    dense(4, "a, b", # c, d\n        |')[:1] == ["bias="]  # 2 arguments given
     assert not any("import re" in p.read_text(encoding="utf-8") for p in (ROOT / "netspec" / "lsp").glob("*.py"))
 
@@ -985,7 +988,7 @@ def test_textmate_grammar_covers_keywords_and_every_layer() -> None:
 
     for word in KEYWORDS:
         assert highlighted(word, "keyword") or highlighted(word, "constant.language"), word
-    for word in ("version", "let", "block", "network", "dataset", "train", "input", "repeat", "residual"):
+    for word in ("version", "let", "block", "network", "dataset", "train", "tune", "input", "repeat", "residual"):
         assert highlighted(word, "keyword"), word
     for word in ("true", "false", "none"):
         assert highlighted(word, "constant.language"), word
@@ -994,7 +997,7 @@ def test_textmate_grammar_covers_keywords_and_every_layer() -> None:
         assert not highlighted(name + "x", "support.function"), name
     for name in ACTIVATIONS:
         assert highlighted(name, "support.function.activation"), name
-    for registry in (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS, TASKS):
+    for registry in (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS, TASKS, SEARCH, SAMPLERS, PRUNERS):
         for name in registry.names():
             assert highlighted(name, "support.function"), name
     assert highlighted("->", "keyword.operator.arrow")

@@ -288,7 +288,7 @@ def test_the_section_schema_decides_how_each_key_is_read() -> None:
     assert SECTIONS["train"].keys["optimizer"].type_text() == "an optimizer"
     assert SECTIONS["train"].keys["metrics"].type_text() == "a metric list"
     modules = [p.__module__.rpartition(".")[2] for p in PASSES]
-    assert modules == ["declare", "networks", "sections", "cross", "memory"]
+    assert modules == ["tuning", "declare", "networks", "sections", "cross", "tuning", "memory"]
 
 
 # --- command line contracts ---------------------------------------------------------------
@@ -354,10 +354,12 @@ def test_language_reference_is_fresh() -> None:
 
 def test_reference_covers_every_registry_entry() -> None:
     from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS
+    from netspec.registry.search import PRUNERS, SAMPLERS, SEARCH
     from netspec.tools.docs import reference
 
     text = reference()
-    for registry in (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS):
+    families = (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS, SEARCH, SAMPLERS, PRUNERS)
+    for registry in families:
         for name in registry.names():
             assert f"### `{name}`" in text
 
@@ -435,6 +437,11 @@ def test_registry_has_the_canonical_names() -> None:
         "random_rotation",
         "random_shift",
     ]
+    from netspec.registry.search import PRUNERS, SAMPLERS, SEARCH
+
+    assert SEARCH.names() == ["uniform", "loguniform", "int_uniform", "choice"]
+    assert SAMPLERS.names() == ["tpe", "random"]
+    assert PRUNERS.names() == ["median", "hyperband"]
 
 
 def test_a_closed_pipe_is_quiet() -> None:

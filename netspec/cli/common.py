@@ -132,6 +132,10 @@ def load_for_run(args: argparse.Namespace) -> Any:
     if result.program.train is None or result.program.dataset is None:
         print(f"{args.file}: error: running needs a `dataset` and a `train` section", file=sys.stderr)
         return None
+    if result.program.search:
+        from netspec.ir.search import defaults_note
+
+        print(f"{args.file}: note: {defaults_note(result.program)}", file=sys.stderr)
     return result
 
 

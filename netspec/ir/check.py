@@ -8,17 +8,27 @@ network. The work is done by the passes in ``netspec.ir.checks``, run in the ord
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from netspec.ir import nodes as ir
-from netspec.ir.checks import cross, declare, memory, networks, sections
+from netspec.ir import search
+from netspec.ir.checks import cross, declare, memory, networks, sections, tuning
 from netspec.ir.checks.context import Cancelled, CheckContext, CheckOptions, OutOfTime, Trace
 from netspec.ir.values import jsonable
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, has_errors
 
 Pass = Callable[[st.Module, CheckContext], None]
-PASSES: tuple[Pass, ...] = (declare.run, networks.run, sections.run, cross.run, memory.run)
+PASSES: tuple[Pass, ...] = (
+    tuning.names,
+    declare.run,
+    networks.run,
+    sections.run,
+    cross.run,
+    tuning.run,
+    memory.run,
+)
 
 
 def check(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.Program | None, list[Diagnostic]]:
@@ -37,7 +47,23 @@ def run(module: st.Module, options: CheckOptions = CheckOptions()) -> tuple[ir.P
     except OutOfTime:
         _out_of_time(ctx)
         return None, ctx
+    if ctx.space.params:
+        _ranges(module, ctx)
     return program(ctx), ctx
+
+
+def _ranges(module: st.Module, ctx: CheckContext) -> None:
+    """Once the spec checks at its defaults, each end of each search range must check too."""
+    params = list(ctx.space.params.values())
+    ctx.report.diagnostics[:] = search.better_hints(params, ctx.diagnostics)
+    if not ctx.options.ranges or has_errors(ctx.diagnostics):
+        return
+
+    def at(fixed: dict[search.Key, object]) -> list[Diagnostic]:
+        options = dataclasses.replace(ctx.options, fixed=tuple(fixed.items()), ranges=False)
+        return [d for d in run(module, options)[1].diagnostics if d.code != "NS061"]
+
+    ctx.report.diagnostics += search.range_problems(params, ctx.diagnostics, at)
 
 
 def _out_of_time(ctx: CheckContext) -> None:
@@ -62,6 +88,8 @@ def program(ctx: CheckContext) -> ir.Program | None:
         networks=parts.networks,
         dataset=parts.dataset,
         train=parts.train,
+        tune=parts.tune,
+        search=list(ctx.space.params.values()),
     )
 
 

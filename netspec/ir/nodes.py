@@ -18,13 +18,17 @@ from netspec.registry import (
     LOSSES,
     METRICS,
     OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
     SCHEDULES,
+    SEARCH,
     SOURCES,
     TASKS,
     TRANSFORMS,
     EarlyStopping,
     Layer,
 )
+from netspec.registry.search import Tpe
 from netspec.registry.tasks import Supervised
 
 FORMAT_VERSION = 1
@@ -38,11 +42,15 @@ if TYPE_CHECKING:  # the unions are built from the registry at run time; mypy se
     from netspec.registry import Transform as TransformOp
     from netspec.registry.optimizers import Optimizer as OptimizerOp
     from netspec.registry.schedules import Schedule as ScheduleOp
+    from netspec.registry.search import Distribution as SearchOp
+    from netspec.registry.search import Pruner as PrunerOp
+    from netspec.registry.search import Sampler as SamplerOp
     from netspec.registry.tasks import TrainingTask as TaskOp
 else:
     TaskOp = TASKS.union()
     SourceOp, TransformOp = SOURCES.union(), TRANSFORMS.union()
     LossOp, OptimizerOp, ScheduleOp, MetricOp = LOSSES.union(), OPTIMIZERS.union(), SCHEDULES.union(), METRICS.union()
+    SearchOp, SamplerOp, PrunerOp = SEARCH.union(), SAMPLERS.union(), PRUNERS.union()
 
 
 class _Composite(Node):
@@ -157,6 +165,42 @@ class Train(Node):
         return own if own is not None else self.optimizer
 
 
+Direction = Literal["auto", "minimize", "maximize"]
+
+
+class Tune(Node):
+    """The `tune` section: how `netspec tune` searches the spec's search expressions."""
+
+    kind: Literal["tune"] = "tune"
+    span: Span
+    metric: str = Field(
+        "val_loss",
+        description="what scores a trial: `val_loss` or `val_` and a metric of the train section, "
+        "reported to the pruner after every epoch; a trial's score is its last epoch's",
+    )
+    direction: Direction = Field("auto", description="auto: maximize a metric that is better higher, else minimize")
+    trials: Optional[Annotated[int, Field(gt=0)]] = Field(
+        None,
+        description="trials of the study in all, those of earlier `netspec tune` runs included "
+        "(neither this nor `timeout`: 20)",
+    )
+    timeout: Optional[Annotated[float, Field(gt=0)]] = Field(
+        None, description="seconds after which `netspec tune` starts no new trial"
+    )
+    sampler: SamplerOp = Field(default_factory=Tpe, description="how the values of the next trial are drawn")
+    pruner: Optional[PrunerOp] = Field(None, description="when a trial stops early; none: every trial runs to its end")
+
+
+class SearchParam(Node):
+    """A search expression of the spec: the parameter `netspec tune` searches."""
+
+    kind: Literal["search"] = "search"
+    name: str = Field(description="the parameter's name in the study (`lr`, `width`, `dropout.p`)")
+    span: Span
+    distribution: SearchOp
+    default: Any = Field(description="the value `netspec run` uses")
+
+
 class Program(Node):
     """A checked spec."""
 
@@ -166,6 +210,10 @@ class Program(Node):
     networks: list[Network]
     dataset: Optional[Dataset] = None
     train: Optional[Train] = None
+    tune: Optional[Tune] = None
+    search: list[SearchParam] = Field(
+        default_factory=list, description="the search expressions; every value here is their default"
+    )
 
     def network(self, name: str | None) -> Network | None:
         return next((n for n in self.networks if n.name == name), None)

@@ -1,7 +1,7 @@
-"""The section schema: every key of the `dataset` and `train` sections, described once.
+"""The section schema: every key of the `dataset`, `train` and `tune` sections, described once.
 
 A key's type, default and meaning come from its field in the IR model (``nodes.Dataset``,
-``nodes.Train``); this module adds what the model cannot say: how the key is written,
+``nodes.Train``, ``nodes.Tune``); this module adds what the model cannot say: how the key is written,
 which registry its values name, and what to suggest when a required key is missing. The
 checker, the language server (hover, completion) and the generated language reference all
 read ``SECTIONS``; a new key is a field on the model and, unless it is a plain value, one
@@ -11,7 +11,8 @@ How a key is written (its ``form``):
 
 - ``value``   `batch 64`, `compile` (a bare key is true for a flag)
 - ``network`` `model LeNet`: the name of a network of the spec
-- ``one``     `loss cross_entropy(label_smoothing=0.1)`: one entry of a registry
+- ``one``     `loss cross_entropy(label_smoothing=0.1)`: one entry of a registry (`none` for a key
+              that may be left empty: `pruner none`)
 - ``many``    `metrics accuracy, top_k(3)`: a list of entries of a registry
 - ``call``    `early_stopping(patience=3)`: the key itself called like an entry
 - ``each``    `normalize(0.1307, 0.3081)`: every entry of the registry is a key of its own,
@@ -25,9 +26,20 @@ from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
-from netspec.ir.nodes import Dataset, Train
+from netspec.ir.nodes import Dataset, Train, Tune
 from netspec.language.span import Node
-from netspec.registry import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS, EarlyStopping
+from netspec.registry import (
+    LOSSES,
+    METRICS,
+    OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
+    SCHEDULES,
+    SOURCES,
+    TASKS,
+    TRANSFORMS,
+    EarlyStopping,
+)
 from netspec.registry.base import Op, Registry, article, format_value
 
 Form = Literal["value", "network", "one", "many", "call", "each"]
@@ -79,7 +91,10 @@ class Key:
         f = self.field
         if f.is_required():
             return "required"
-        return "`[]`" if callable(f.default_factory) else f"`{format_value(f.default)}`"
+        if callable(f.default_factory):
+            made = f.default_factory()  # type: ignore[call-arg]
+            return f"`{made.kind_name()}`" if isinstance(made, Op) else f"`{format_value(made)}`"
+        return f"`{format_value(f.default)}`"
 
     def classes(self) -> list[type[Op]]:
         """The registry classes this key may name."""
@@ -201,6 +216,7 @@ SECTIONS: dict[str, SectionSchema] = {
         "networks trained against each other share one: "
         + "; ".join(f"{t.title} names {t.picture}" for t in TASKS.entries.values() if len(t.networks) > 1),
     ),
+    "tune": _section("tune", Tune, {"sampler": How("one", SAMPLERS), "pruner": How("one", PRUNERS)}),
 }
 
 

@@ -16,6 +16,7 @@ from netspec.language.diagnostics import Diagnostic, Severity, make
 from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
 from netspec.registry.base import Op, Problem, accepts_str, format_value
+from netspec.registry.search import SEARCH
 
 
 class Symbol(str):
@@ -69,6 +70,7 @@ class Evaluator:
     def __init__(self, report: Callable[..., None]) -> None:
         self.report = report
         self.suggest = Suggestions()
+        self.search: Callable[[st.Call, dict[str, Any]], Any] | None = None  # the value of a search expression
 
     def eval(self, e: st.Expr, scope: dict[str, Any]) -> Any:
         return getattr(self, "_" + type(e).__name__)(e, scope)
@@ -90,6 +92,8 @@ class Evaluator:
         return sym
 
     def _Call(self, e: st.Call, scope: dict[str, Any]) -> Any:
+        if self.search is not None and e.name in SEARCH.entries:  # `loguniform(1e-4, 1e-1)`: its value
+            return self.search(e, scope)
         return CallValue(e)
 
     def _ListExpr(self, e: st.ListExpr, scope: dict[str, Any]) -> Any:
@@ -338,10 +342,12 @@ def _describe_tuple(args: tuple[Any, ...]) -> str:
 def _plural(phrase: str) -> str:
     words = phrase.split(" ", 1)
     rest = words[1] if len(words) > 1 else words[0]
-    return rest.replace("integer", "integers").replace("number", "numbers")
+    return rest.replace("integer", "integers").replace("number", "numbers").replace("value", "values")
 
 
 def _describe_scalar(t: Any, metadata: list[Any]) -> str:
+    if t is Any:
+        return "a value"
     if t is bool:
         return "true or false"
     if t is str:

@@ -16,7 +16,7 @@ from netspec.language.parse import parse
 from netspec.language.span import Span
 from netspec.language.suggest import did_you_mean
 
-SECTIONS = ("train", "dataset")
+SECTIONS = ("train", "dataset", "tune")
 Alternatives = Mapping[str, Mapping[str, tuple[str, ...]]]  # section -> key -> the keys it replaces
 
 
@@ -61,7 +61,7 @@ def _apply(module: st.Module, text: str, alternatives: Alternatives) -> tuple[st
             "NS080",
             f"cannot override `{path}`",
             whole,
-            did_you_mean(section, SECTIONS) or "override `train.KEY`, `dataset.KEY` or a constant",
+            did_you_mean(section, SECTIONS) or "override `train.KEY`, `dataset.KEY`, `tune.KEY` or a constant",
         )
     ]
 

@@ -299,6 +299,9 @@ class ToSyntax:
     def train(self, meta: Any, c: list[Any]) -> st.Section:
         return self._section("train", meta, c)
 
+    def tune(self, meta: Any, c: list[Any]) -> st.Section:
+        return self._section("tune", meta, [None, *c])
+
     def start(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
         return tuple(c)
 

@@ -19,6 +19,7 @@ KEYWORDS = (
     "network",
     "dataset",
     "train",
+    "tune",
     "input",
     "repeat",
     "residual",
@@ -180,7 +181,7 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    kind: str  # "dataset" | "train"
+    kind: str  # "dataset" | "train" | "tune"
     name: str | None
     entries: tuple[Entry, ...]
     span: Span

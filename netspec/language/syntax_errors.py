@@ -83,7 +83,7 @@ def syntax_error(e: UnexpectedInput, text: str, terminals: Terminals) -> Diagnos
     return make("NS001", message, _error_span(tok, text, e), hint)
 
 
-_TOP_KEYWORDS = frozenset(_KEYWORD_TYPES[k] for k in ("version", "let", "block", "network", "dataset", "train"))
+_TOP_KEYWORDS = frozenset(_KEYWORD_TYPES[k] for k in ("version", "let", "block", "network", "dataset", "train", "tune"))
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:

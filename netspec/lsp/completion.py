@@ -21,7 +21,7 @@ from netspec.registry.base import Op, format_value
 
 Item = lsp.CompletionItem
 Kind = lsp.CompletionItemKind
-KEYWORDS_TOP = ("version", "let", "block", "network", "dataset", "train")
+KEYWORDS_TOP = ("version", "let", "block", "network", "dataset", "train", "tune")
 KEYWORDS_BODY = ("input", "repeat", "residual")
 
 

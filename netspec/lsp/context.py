@@ -13,14 +13,14 @@ from typing import Iterable, Sequence
 from netspec.lsp.tokens import ARROW, COMMENT, IDENTS, NL, OPEN_STRING, WORDS, Brackets, Tok, tokens
 
 _STRUCTURE = frozenset({"LPAR", "RPAR", "LSQB", "RSQB", "LBRACE", "RBRACE", NL, "SEMICOLON"})
-SECTION_TYPES = {"NETWORK": "network", "BLOCK": "block", "DATASET": "dataset", "TRAIN": "train"}
+SECTION_TYPES = {"NETWORK": "network", "BLOCK": "block", "DATASET": "dataset", "TRAIN": "train", "TUNE": "tune"}
 
 
 @dataclass
 class Cursor:
     """Where the cursor is, as far as completion and signature help are concerned."""
 
-    section: str = "top"  # top | network | block | dataset | train
+    section: str = "top"  # top | network | block | dataset | train | tune
     opener: list[Tok] = field(default_factory=list)  # the statement that opened the outermost `{`
     statement: list[Tok] = field(default_factory=list)  # the current statement, outside ( and [: no comments
     start: tuple[int, int] = (0, 0)  # where the current statement starts: 0-based line and column

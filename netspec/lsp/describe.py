@@ -11,7 +11,7 @@ from lsprotocol import types as lsp
 from netspec.ir.sections import SECTIONS, Key, all_classes
 from netspec.language import syntax as st
 from netspec.lsp.analysis import Analysis, walk_ir
-from netspec.registry import LAYERS
+from netspec.registry import LAYERS, SEARCH
 from netspec.registry.base import Op, fmt_shape, format_value
 
 MAX_SHAPES_SHOWN = 6  # a layer inside a block used many times: its first few distinct shapes
@@ -46,15 +46,18 @@ def _section_classes() -> dict[str, tuple[str, type[Op]]]:
 
 
 def any_class(name: str) -> type[Op] | None:
-    """The class a name means wherever it is written: a layer, else what a section may name."""
+    """The class a name means wherever it is written: a layer, else what a section may name, else a search
+    expression (`loguniform`)."""
     found = _section_classes().get(name)
-    return LAYERS.get(name) or (found[1] if found else None)
+    return LAYERS.get(name) or (found[1] if found else None) or SEARCH.get(name)
 
 
 def what(cls: type[Op]) -> str:
-    """`layer`, `activation`, `loss`, `early stopping`, ...: what a class is."""
+    """`layer`, `activation`, `loss`, `early stopping`, `search expression`, ...: what a class is."""
     if LAYERS.get(cls.kind_name()) is cls:
         return str(getattr(cls, "category", "layer"))
+    if SEARCH.get(cls.kind_name()) is cls:
+        return SEARCH.what
     return next((w for w, c in all_classes() if c is cls), "entry")
 
 

@@ -19,7 +19,7 @@ from netspec.lsp.describe import (
     shapes,
     value_markdown,
 )
-from netspec.registry import LAYERS
+from netspec.registry import LAYERS, SEARCH
 from netspec.registry.base import Op, fmt_shape
 
 
@@ -78,7 +78,7 @@ def _value_hover(a: Analysis, hit: Hit) -> str | None:
     key = section_key(hit.item.kind, hit.entry.key)
     if key is not None and key.form == "network":
         return network_markdown(a, name)
-    cls = entry_class(hit.item.kind, hit.entry.key, name)
+    cls = entry_class(hit.item.kind, hit.entry.key, name) or SEARCH.get(name)  # `batch choice(32, 64)`
     return class_markdown(cls) if cls is not None else None
 
 

@@ -15,6 +15,7 @@ from netspec.registry.losses import LOSSES, Loss
 from netspec.registry.metrics import METRICS, EarlyStopping, Metric
 from netspec.registry.optimizers import OPTIMIZERS, Optimizer
 from netspec.registry.schedules import SCHEDULES, Schedule
+from netspec.registry.search import PRUNERS, SAMPLERS, SEARCH, Distribution, Pruner, Sampler
 from netspec.registry.sequence import Embedding
 from netspec.registry.sources import SOURCES, Source, Task
 from netspec.registry.tasks import TASKS, TrainingTask
@@ -26,11 +27,15 @@ __all__ = [
     "LOSSES",
     "METRICS",
     "OPTIMIZERS",
+    "PRUNERS",
+    "SAMPLERS",
     "SCHEDULES",
+    "SEARCH",
     "SOURCES",
     "TASKS",
     "TRANSFORMS",
     "AdversarialLoss",
+    "Distribution",
     "EarlyStopping",
     "Embedding",
     "Layer",
@@ -39,7 +44,9 @@ __all__ = [
     "Op",
     "Optimizer",
     "Problem",
+    "Pruner",
     "Registry",
+    "Sampler",
     "Schedule",
     "Source",
     "Task",

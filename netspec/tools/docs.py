@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from netspec.ir.sections import SECTIONS, Key, SectionSchema
 from netspec.ir.values import describe_field
-from netspec.registry import LAYERS
+from netspec.registry import LAYERS, SEARCH
 from netspec.registry.base import Op, format_value
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE: `netspec docs --write docs/language.md` -->"
@@ -23,6 +23,7 @@ def reference() -> str:
     for section in SECTIONS.values():
         parts.append(_keys(section))
         parts += [_section(_title(key), {c.kind_name(): c for c in key.classes()}) for key in _naming(section)]
+    parts.append(_section("Search expressions (`netspec tune`)", SEARCH.entries))
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.ir import nodes as ir
+from netspec.ir.search import Key, Space
 from netspec.ir.values import Binder, Evaluator
 from netspec.language import syntax as st
 from netspec.language.diagnostics import Diagnostic, Severity, make
@@ -27,6 +28,8 @@ class CheckOptions:
     max_memory: int = 4 * GiB  # bytes; a spec estimated to need more is an error
     time_limit: float | None = None  # seconds; a check that takes longer stops with NS061
     cancel: threading.Event | None = field(default=None, compare=False)  # set: the check raises Cancelled
+    fixed: tuple[tuple[Key, Any], ...] = ()  # search expressions' values instead of their defaults, by where
+    ranges: bool = True  # check each search expression's range (by checking the spec again at its ends)
 
 
 class Cancelled(Exception):
@@ -121,6 +124,7 @@ class Parts:
     networks: list[ir.Network] = field(default_factory=list)  # those that checked
     dataset: ir.Dataset | None = None
     train: ir.Train | None = None
+    tune: ir.Tune | None = None
 
 
 class CheckContext:
@@ -133,6 +137,8 @@ class CheckContext:
         self.report = Reporter()
         self.evaluator = Evaluator(self.report)
         self.binder = Binder(self.evaluator, self.report)
+        self.space = Space(self.evaluator, self.binder, dict(options.fixed))
+        self.evaluator.search = self.space.evaluate
         self.constants: dict[str, Any] = {}
         self.blocks: dict[str, st.Block] = {}
         self.trace = Trace()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from netspec.ir.checks.context import CheckContext
+from netspec.ir.search import is_search
 from netspec.ir.sections import Form, Key
 from netspec.ir.values import INVALID, CallValue, Symbol, describe_value
 from netspec.language import syntax as st
@@ -58,6 +59,9 @@ def network(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
         hint = f"{task.title} names each network with its own key: {task.picture}" if task else None
         ctx.report("NS032", f"`{entry.key}` names one network", entry.values[1].span, hint)
         return INVALID
+    if entry.values and is_search(entry.values[0]):
+        not_searched(ctx, f"a network (`{entry.key}` names one)", entry.values[0])
+        return INVALID
     name = value(ctx, key, entry)
     if name is INVALID or (isinstance(name, str) and _known_network(ctx, name, entry)):
         return name
@@ -91,7 +95,13 @@ def one(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
         return INVALID
     if len(entry.values) > 1:
         ctx.report("NS032", f"`{entry.key}` takes one {registry.what}", entry.values[1].span)
+    if entry.values and _is_none(entry.values[0]) and not key.field.is_required() and key.field.default is None:
+        return None  # `pruner none`: a key that may be left empty, written empty
     return _named(ctx, registry, entry, entry.values[0] if entry.values else None)
+
+
+def _is_none(expr: st.Expr) -> bool:
+    return isinstance(expr, st.Const) and expr.value is None
 
 
 def many(ctx: CheckContext, key: Key, entry: st.Entry) -> Any:
@@ -154,6 +164,9 @@ def _named(ctx: CheckContext, registry: Registry[Any], entry: st.Entry, expr: st
             f"for example `{entry.key} {registry.names()[0]}`",
         )
         return INVALID
+    if is_search(expr):
+        not_searched(ctx, f"{article(registry.what)} (`{entry.key}` names one)", expr)
+        return INVALID
     found = ctx.evaluator.eval(expr, {}) if isinstance(expr, (st.Name, st.Call)) else None
     if isinstance(found, Symbol):
         return bind_named(ctx, registry, str(found), None, expr.span, expr.span)
@@ -167,6 +180,17 @@ def _named(ctx: CheckContext, registry: Registry[Any], entry: st.Entry, expr: st
         f"one of: {', '.join(registry.names())}",
     )
     return INVALID
+
+
+def not_searched(ctx: CheckContext, what: str, expr: Any) -> None:
+    """A search expression where only a name fits (`loss choice(mse, mae)`)."""
+    ctx.report(
+        "NS085",
+        f"a search expression cannot stand for {what}",
+        expr.span,
+        "search the values inside it, as in `optimizer adam(lr=loguniform(1e-4, 1e-1))`; "
+        "to compare two of them, tune a spec for each",
+    )
 
 
 def bind_named(ctx: CheckContext, registry: Registry[Any], name: str, args: Any, name_span: Span, span: Span) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 from netspec.ir import nodes as ir
 from netspec.ir.checks.blocks import block_args
 from netspec.ir.checks.context import CheckContext
+from netspec.ir.checks.forms import not_searched
+from netspec.ir.search import is_search
 from netspec.ir.sections import registries
 from netspec.ir.values import INVALID, describe_value, jsonable
 from netspec.language import syntax as st
@@ -384,6 +386,9 @@ def _is_shape(value: Any) -> bool:
 
 def unknown_layer(ctx: CheckContext, call: st.Call) -> None:
     """`foo(...)` in a network that is no layer: say what it is if a section knows it."""
+    if is_search(call):
+        not_searched(ctx, "a layer", call)
+        return
     for section, registry in registries():
         if call.name in registry.entries:
             ctx.report(

@@ -1,4 +1,4 @@
-"""Pass 3: the `dataset` and `train` sections, read generically from the section schema.
+"""Pass 3: the `dataset`, `train` and `tune` sections, read generically from the section schema.
 
 Every entry is read by its key's form (``forms.READERS``); then required keys, keys of
 which exactly one is written, and the sections the spec must have are checked.
@@ -25,7 +25,7 @@ Values = dict[str, Any]
 def run(module: st.Module, ctx: CheckContext) -> None:
     found = _find(module, ctx)
     read = {kind: read_section(ctx, schema, found[kind]) for kind, schema in SECTIONS.items() if kind in found}
-    ctx.parts.dataset, ctx.parts.train = read.get("dataset"), read.get("train")
+    ctx.parts.dataset, ctx.parts.train, ctx.parts.tune = read.get("dataset"), read.get("train"), read.get("tune")
     _missing(module, ctx, found)
 
 
