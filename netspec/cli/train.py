@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,18 @@ def _run_cmds(sub: Any) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in an --out DIR that holds an earlier run")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train data-parallel in N processes on this machine, through torchrun (gloo on CPU, NCCL on CUDA)",
+    )
+    p.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="data-parallel: BatchNorm statistics over the whole batch, not each process's part (CUDA)",
+    )
     for name, help_text, func in (
         ("eval", "evaluate trained weights on the test split", cmd_eval),
         ("predict", "predict classes or values for image or .npy inputs", cmd_predict),
@@ -57,17 +71,41 @@ def _show_cmd(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _run_target(args)
+    if args.nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, not {args.nproc}")
+    if not _other_rank():
+        return _train(args)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        try:  # rank 0 says it: every process of a data-parallel run meets the same errors
+            return _train(args)
+        except UsageError:
+            return 2
+
+
+def _other_rank() -> bool:
+    """A process of a data-parallel run other than rank 0 (torchrun's environment), which is silent."""
+    other = "WORLD_SIZE" in os.environ and os.environ.get("RANK", "0") != "0"
+    return other and not os.environ.get("NETSPEC_DEBUG")  # with it, every process prints
+
+
+def _train(args: argparse.Namespace) -> int:
     result = load_for_run(args)
     if result is None:
         return 1
-    from netspec.runtime.datasets import DataError
     from netspec.runtime.lock import fresh_run_dir
+
+    out = Path(args.resume or args.out or fresh_run_dir(Path(args.file).stem))
+    if args.nproc > 1:
+        return _launch(args, out)
+    from netspec.runtime.datasets import DataError
+    from netspec.runtime.distributed import PeerError
     from netspec.runtime.loop import TrainingError, run
     from netspec.runtime.rundir import ResumeError
 
-    out = Path(args.resume or args.out or fresh_run_dir(Path(args.file).stem))
+    options = run_options(args, out, result.text)
+    options.sync_batchnorm = args.sync_batchnorm
     try:
-        summary = run(result.program, run_options(args, out, result.text))
+        summary = run(result.program, options)
     except DataError as e:
         return data_error(args, result, e)
     except ResumeError as e:
@@ -79,8 +117,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _write_failed(args, e, out)
     except KeyboardInterrupt as e:
         return _interrupted(args, out, int(getattr(e, "signum", 2)))
+    except PeerError as e:
+        return _peer_failed(args, e, out)
     _print_result(summary, out, args.format)
     return 0
+
+
+def _launch(args: argparse.Namespace, out: Path) -> int:
+    """`--nproc N`: the same run in N processes started by torchrun's launcher."""
+    from netspec.runtime import distributed
+
+    if distributed.world().size > 1:
+        raise UsageError("--nproc in a process that torchrun started: torchrun already started the processes")
+    words = [args.file, *(w for o in args.overrides for w in ("--set", o))]
+    words += ["--resume", str(out)] if args.resume else ["--out", str(out)]
+    words += ["--max-memory", args.max_memory, "--format", args.format]
+    words += [w for flag in ("data_dir", "device") if getattr(args, flag) for w in (_flag(flag), getattr(args, flag))]
+    words += [_flag(f) for f in ("overwrite", "quiet", "no_download", "sync_batchnorm") if getattr(args, f)]
+    return distributed.launch(args.nproc, words)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _peer_failed(args: argparse.Namespace, error: Exception, out: Path) -> int:
+    """Another process of a data-parallel run died: this one stops too, and says what was saved."""
+    from netspec.runtime.checkpoint import saved_position
+
+    saved = f"{saved_position(out)}; continue with: {_resume_command(args, out)}" if _has_checkpoint(out) else (
+        "no epoch had completed, so nothing was saved"
+    )  # fmt: skip
+    print(f"netspec: training stopped: {error}; {saved}", file=sys.stderr)
+    return 1
 
 
 def _run_target(args: argparse.Namespace) -> None:
@@ -140,6 +209,8 @@ def _resume_command(args: argparse.Namespace, out: Path) -> str:
     words += [] if same else [w for o in getattr(args, "effective", args.overrides) for w in ("--set", o)]
     words += ["--data-dir", args.data_dir] if args.data_dir else []
     words += ["--device", args.device] if args.device else []
+    nproc = int(os.environ.get("WORLD_SIZE", "1"))  # a data-parallel run continues in as many processes
+    words += ["--nproc", str(nproc)] if nproc > 1 else []
     return shlex.join(words if same else [*words, "--resume", str(out)])
 
 

@@ -39,6 +39,17 @@ def check() -> None:
         raise Interrupted(signum)
 
 
+def pending() -> int:
+    """The signal that the next `check()` raises, or 0 (data-parallel training tells the other processes)."""
+    return _pending[0] if _pending else 0
+
+
+def request(signum: int) -> None:
+    """Make the next `check()` raise as if `signum` had come: another process of the run got it."""
+    if not _pending:
+        _pending.append(signum)
+
+
 def _note(signum: int, frame: Any) -> None:
     received.append(signum)
     if signum in _pending:  # the same signal twice (Ctrl-C, Ctrl-C): stop at once

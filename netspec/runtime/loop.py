@@ -22,7 +22,7 @@ import netspec
 from netspec.ir import nodes as ir
 from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
-from netspec.runtime import adversarial, checkpoint, console, interrupts, resume
+from netspec.runtime import adversarial, checkpoint, console, distributed, interrupts, resume
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network, build_optimizer, scheduler_class
 from netspec.runtime.data_fit import DataMismatch
@@ -51,6 +51,7 @@ class RunOptions:
     overwrite: bool = False  # a run may write over the files of an earlier one in `out`
     source: str | None = None  # the spec's text and the overrides, recorded in the run directory
     overrides: list[str] = field(default_factory=list)
+    sync_batchnorm: bool = False  # data-parallel training: BatchNorm over the whole batch (CUDA)
 
 
 # --- the experiment -----------------------------------------------------------------------
@@ -76,6 +77,7 @@ class Experiment:
     epoch_rng: Any = None  # the shuffle generator's state at the start of the epoch under way
     trainer: Any = None  # a task's own trainer (adversarial.GanTrainer); None: supervised training
     resume_rng: Any = None  # resumed in the middle of an epoch: its state after the permutation
+    shard: Any = None  # distributed.Shard: this process's part of a data-parallel run; None: one process
 
 
 def available_devices() -> list[str]:
@@ -226,34 +228,46 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
     if isinstance(data.x, torch.Tensor):
         order = order.to(exp.device)
     total, seen = state.total, state.seen
-    for x, y in batches(data, order[state.batch * batch :], batch, exp.device):
+    part = exp.shard.part if exp.shard else None
+    for x, y in batches(data, order[state.batch * batch :], batch, exp.device, part):
         if train.steps and state.step >= train.steps:
             break
-        for augment in exp.data.augment:
-            x = augment(x, g)
-        loss = exp.trainer.step(exp, state, x, y) if exp.trainer else _step(exp, x, y)
+        n = min(batch, len(order) - state.batch * batch)  # the batch's samples, in all processes together
+        x = exp.shard.augment(x, exp.data.augment, g, n) if exp.shard else _augment(exp, x, g)
+        loss = exp.trainer.step(exp, state, x, y) if exp.trainer else _step(exp, x, y, n)
         state.step += 1
-        value = loss.item()
+        value = exp.shard.mean(loss) if exp.shard else loss.item()
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {state.epoch + 1}, step {state.step}")
-        total, seen = total + value * len(y), seen + len(y)
+        total, seen = total + value * n, seen + n
         state.batch, state.total, state.seen = state.batch + 1, total, seen
-        on_step(len(y), value)
+        on_step(n, value)
         interrupts.check()  # Ctrl-C or SIGTERM: stop here, between two steps
     state.batch, state.total, state.seen = 0, 0.0, 0
     return total / max(1, seen)
 
 
-def _step(exp: Experiment, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _augment(exp: Experiment, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    for augment in exp.data.augment:
+        x = augment(x, g)
+    return x
+
+
+def _forward(exp: Experiment, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+    """The batch's loss; of a data-parallel run, this process's part's, weighed (distributed.Shard.loss)."""
+    return exp.shard.loss(exp.loss_fn, x, y, n) if exp.shard else exp.loss_fn(exp.model(x), y)
+
+
+def _step(exp: Experiment, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
     train = exp.program.train
     assert train is not None
     if exp.channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     if exp.autocast is not None:
         with torch.autocast("cuda", dtype=exp.autocast):
-            loss = exp.loss_fn(exp.model(x), y)
+            loss = _forward(exp, x, y, n)
     else:
-        loss = exp.loss_fn(exp.model(x), y)
+        loss = _forward(exp, x, y, n)
     exp.optimizer.zero_grad(set_to_none=True)
     if exp.scaler is not None:  # fp16: scale the loss so that small gradients do not underflow
         exp.scaler.scale(loss).backward()
@@ -281,11 +295,15 @@ def evaluate(
     meter = vmetrics.Meter(*exp.meter_args)
     batch = max(exp.program.dataset.batch, 256)  # type: ignore[union-attr]
     outputs = []
-    for x, y in batches(split, None, batch, exp.device):
+    for x, y in batches(split, exp.shard.span(len(split)) if exp.shard else None, batch, exp.device):
         out = exp.model(x).float()
         meter.update(exp.loss_fn(out, y), out, y)
         if keep_predictions:
             outputs.append(out.cpu())
+    if exp.shard:  # a data-parallel run: every process evaluated its span
+        exp.shard.reduce(meter)
+        shape = exp.program.network(exp.program.train.model).output_shape  # type: ignore[union-attr]
+        outputs = [exp.shard.gather(outputs, len(split), shape)] if keep_predictions else []
     return meter, (torch.cat(outputs) if outputs else None)
 
 
@@ -379,25 +397,37 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
     train, dataset = program.train, program.dataset
     if train is None or dataset is None:
         raise DataError("the spec needs a `dataset` and a `train` section to run", None)
-    device = pick_device(options.device or train.device)
-    out = options.resume or options.out
-    with resume.opened(out, program, options.resume is not None, options.overwrite) as saved:
+    with distributed.joined(pick_device(options.device or train.device)) as group:
+        return _run(program, options, group)
+
+
+def _run(program: ir.Program, options: RunOptions, group: distributed.Group) -> dict[str, Any]:
+    """`run` in one process of a data-parallel group (or alone): every process trains, rank 0 alone
+    prints and writes (`mine`), after the others have read what they need of the run directory."""
+    train, dataset, device = program.train, program.dataset, group.device
+    assert train is not None and dataset is not None
+    out, quiet = options.resume or options.out, options.quiet or not group.world.main
+    mine = out if group.world.main else None
+    group.main_first()  # rank 0 checks the run directory and loads (perhaps downloads) the data first
+    with resume.opened(out, program, options.resume is not None, options.overwrite, group.world.main) as saved:
         arrays = load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
         check_fit(program, arrays)  # data that does not fit the network, named before torch meets it
+        group.main_done()
         exp = build(program, prepare_data(program, arrays, device), device)
         g = torch.Generator().manual_seed(train.seed)
-        log = (lambda line: None) if options.quiet else options.log
-        state = resume.restore(exp, saved, g, log) if saved is not None else State()
-        if out is not None:  # everything that must match did: now the directory changes
-            artifacts.start(out, program, options.source, options.overrides, options.spec_dir)
-            artifacts.write_vocab(out, exp.data.vocab)
-            artifacts.write_interface(out, exp.data)
+        state = resume.restore(exp, saved, g, (lambda line: None) if quiet else options.log) if saved else State()
         exp.model = torch.compile(exp.model) if train.compile and not exp.trainer else exp.model  # type: ignore[assignment]
+        # DDP's start is a collective: past it, every process has read the checkpoint
+        exp.model, exp.shard = distributed.shard(group, exp.model, exp.trainer, options.sync_batchnorm)
+        if mine is not None:  # everything that must match did: now the directory changes
+            artifacts.start(mine, program, options.source, options.overrides, options.spec_dir)
+            artifacts.write_vocab(mine, exp.data.vocab)
+            artifacts.write_interface(mine, exp.data)
         started = time.perf_counter()
         with interrupts.deferred():
-            state = fit(exp, state, g, out, console.Progress(options.quiet, options.log), options.on_epoch)
+            state = fit(exp, state, g, mine, console.Progress(quiet, options.log), options.on_epoch)
             interrupts.check()
-            return finish(out, exp, state, time.perf_counter() - started, options)
+            return finish(mine, exp, state, time.perf_counter() - started, options)
 
 
 # --- the end of a run ----------------------------------------------------------------------
@@ -434,6 +464,8 @@ def _summary(
         "steps": state.step,
         "stopped_early": state.stopped_early,
         "device": str(exp.device),
+        "world_size": exp.shard.size if exp.shard else 1,  # data-parallel processes
+        "backend": exp.shard.backend if exp.shard else None,  # of their collectives: gloo, nccl
         "wall_seconds": round(seconds, 3),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "netspec": netspec.__version__},
         "data_sha256": exp.data.files,

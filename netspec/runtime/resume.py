@@ -21,14 +21,17 @@ Saved = tuple[Any, dict[str, torch.Tensor]]  # state.json's content, the checkpo
 
 
 @contextlib.contextmanager
-def opened(out: Path | None, program: ir.Program, resume: bool, overwrite: bool) -> Iterator[Saved | None]:
-    """Hold `out` for the run; to resume, its checked checkpoint (nothing written yet)."""
+def opened(
+    out: Path | None, program: ir.Program, resume: bool, overwrite: bool, claim: bool = True
+) -> Iterator[Saved | None]:
+    """Hold `out` for the run; to resume, its checked checkpoint (nothing written yet). Without `claim`
+    (a data-parallel process other than rank 0, which holds it), only read the checkpoint."""
     if out is None:
         yield None
         return
     if resume and not checkpoint.has_checkpoint(out):
         raise FileNotFoundError(2, "no checkpoint to resume (state.json is missing)", str(out))
-    with lock.claim(out, resume, overwrite):
+    with lock.claim(out, resume, overwrite) if claim else contextlib.nullcontext():
         yield _checked(out, program) if resume else None
 
 

@@ -148,15 +148,21 @@ def _probe(train: Split, dataset: ir.Dataset, t: Any) -> torch.Tensor:
 
 
 def batches(
-    split: Split, order: torch.Tensor | None, size: int, device: torch.device
+    split: Split,
+    order: torch.Tensor | None,
+    size: int,
+    device: torch.device,
+    part: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[tuple[torch.Tensor, ...]]:
-    """(x, y) batches of `size` in `order` (None: as stored), taken from memory or decoded by DataLoader workers."""
+    """(x, y) batches of `size` in `order` (None: as stored), taken from memory or decoded by DataLoader
+    workers; with `part` (data-parallel training), this process's part of each batch's indices."""
     if order is None and isinstance(split.x, torch.Tensor):  # evaluation: slices are views, no copies
         for i in range(0, len(split), size):
             yield split.x[i : i + size], split.y[i : i + size]
         return
     order = torch.arange(len(split)) if order is None else order
     slices = [order[i : i + size] for i in range(0, len(order), size)]
+    slices = [part(idx) for idx in slices] if part is not None else slices
     if isinstance(split.x, torch.Tensor):
         for idx in slices:
             yield split.x[idx], split.y[idx]

@@ -1,0 +1,317 @@
+"""Data-parallel training (issue 14), with real gloo processes on this CPU: N processes train to the
+numbers of one process with the same global batch and seed, started by `netspec run --nproc N` or by
+torchrun itself; rank 0 alone prints and writes; a run resumes with another world size; Ctrl-C and a
+killed process stop every process with a message, leaving a run directory that resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netspec import cli  # noqa: E402
+from netspec.language.diagnostics import UsageError  # noqa: E402
+from netspec.runtime import distributed  # noqa: E402
+from tests.test_resume import rows, weights  # noqa: E402
+
+pytestmark = pytest.mark.torch
+ROOT = Path(__file__).resolve().parent.parent
+TOL = 1e-5
+ADDER = """version 1
+
+network Adder {
+    input [2]
+    dense(16) -> relu
+    dense(1)
+}
+
+dataset pairs {
+    source arithmetic(samples=%d, low=0, high=1)
+    batch 32
+    validation 0.2
+}
+
+train {
+    model Adder
+    loss mse
+    optimizer sgd(lr=0.05, momentum=0.9)
+    epochs %d
+    metrics mae
+    seed 1
+    device cpu
+}
+"""
+SMALL = "dataset.limit=97"  # batches of 32, 32, 32 and 1: the last one smaller than the world
+IMAGES = """version 1
+
+network Net {
+    input [3, 8, 8]
+    flatten
+    dense(12) -> relu
+    dense(3)
+}
+
+dataset images {
+    source image_folder("folder", size=8)
+    random_shift(1)
+    normalize(mean=0.5, std=0.25)
+    batch 10
+    validation 0.2
+    test 0.25
+}
+
+train {
+    model Net
+    loss cross_entropy
+    optimizer adam(lr=0.01)
+    epochs 2
+    metrics accuracy, top_k(2), f1
+    seed 3
+    device cpu
+}
+"""
+
+
+def in_process(*args: str) -> int:
+    return cli.main(["run", *args, "--device", "cpu", "--quiet"])
+
+
+def netspec(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "netspec", "run", *args, "--device", "cpu"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def torchrun(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    command = [*launcher, "-m", "netspec", "run", *args, "--device", "cpu"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=_env())
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def assert_close_runs(a: Path, b: Path) -> None:
+    """The same metrics (every row, the test split) and weights, within TOL."""
+    ra, rb = rows(a), rows(b)
+    assert len(ra) == len(rb) and all(x.keys() == y.keys() for x, y in zip(ra, rb))
+    for x, y in zip(ra, rb):
+        assert {k: float(v) for k, v in x.items()} == pytest.approx({k: float(v) for k, v in y.items()}, abs=TOL)
+    wa, wb = weights(a / "model.safetensors"), weights(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and max(float((wa[k] - wb[k]).abs().max()) for k in wa) < TOL
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["test"] == pytest.approx(sb["test"], abs=TOL)
+    assert (sa["epochs"], sa["steps"]) == (sb["epochs"], sb["steps"])
+
+
+def spec(folder: Path, samples: int = 400, epochs: int = 3) -> str:
+    path = folder / f"adder{samples}.net"
+    path.write_text(ADDER % (samples, epochs))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def one(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 1-process run: 3 epochs of 4 batches, the last one of a single sample."""
+    folder = tmp_path_factory.mktemp("one")
+    assert in_process(spec(folder), "--set", SMALL, "--out", str(folder / "run")) == 0
+    return folder / "run"
+
+
+# --- the same numbers as one process --------------------------------------------------------------
+
+
+def test_two_processes_under_torchrun_train_to_the_numbers_of_one(one: Path, tmp_path: Path) -> None:
+    """torchrun starts `netspec run` itself: it reads RANK, WORLD_SIZE, MASTER_ADDR from the environment."""
+    work = tmp_path / "work"
+    work.mkdir()
+    result = torchrun(2, spec(tmp_path), "--set", SMALL, "--out", "run", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_close_runs(one, work / "run")
+    summary = json.loads((work / "run" / "summary.json").read_text())
+    assert (summary["world_size"], summary["backend"]) == (2, "gloo")
+    # rank 0 alone prints and writes: one line per epoch, one run directory with the files of one process
+    assert [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("epoch ")] == [
+        ["epoch", "1"],
+        ["epoch", "2"],
+        ["epoch", "3"],
+    ]
+    assert result.stdout.count("test: ") == 1 and "Traceback" not in result.stderr
+    assert [p.name for p in work.iterdir()] == ["run"]
+    assert files(work / "run") == files(one)
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name.split("-")[0] for p in folder.iterdir())  # checkpoint-<sha256 prefix>
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """45 RGB PNGs of 8x8 in three class folders, told apart by a bright column."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(45):
+        label = i % 3
+        image = rng.integers(0, 80, (8, 8), dtype=np.uint8)
+        image[:, 2 * label : 2 * label + 2] = 230
+        folder = root / "folder" / "abc"[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.stack([image, image // 2, 255 - image], -1)).save(folder / f"{i:02d}.png")
+    (root / "images.net").write_text(IMAGES)
+    return root
+
+
+def test_streamed_images_with_augmentation_and_class_metrics(data: Path, tmp_path: Path) -> None:
+    """An image folder shards its file index; augmentation draws for the whole batch in every process,
+    so each image is shifted as in one process; accuracy, top-k and f1 come from counts added up."""
+    spec_file = str(data / "images.net")
+    assert in_process(spec_file, "--out", str(tmp_path / "one")) == 0
+    result = netspec(spec_file, "--nproc", "2", "--out", str(tmp_path / "two"), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_close_runs(tmp_path / "one", tmp_path / "two")
+    assert (tmp_path / "two" / "confusion.png").is_file()  # from the test outputs gathered on rank 0
+
+
+# --- resuming with another world size; Ctrl-C; a killed process -----------------------------------
+
+
+def test_a_one_process_run_continues_in_two(one: Path, tmp_path: Path) -> None:
+    part = tmp_path / "part"
+    assert in_process(spec(tmp_path), "--set", SMALL, "--set", "train.epochs=1", "--out", str(part)) == 0
+    result = netspec(str(part), "--set", "train.epochs=3", "--nproc", "2", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_close_runs(one, part)
+    assert json.loads((part / "summary.json").read_text())["world_size"] == 2
+
+
+@pytest.fixture(scope="module")
+def long_one(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A run long enough to stop in its middle: 2 epochs of 300 batches, in one process."""
+    folder = tmp_path_factory.mktemp("long")
+    spec_file = spec(folder, samples=12000, epochs=2)
+    assert in_process(spec_file, "--out", str(folder / "run")) == 0
+    return spec_file, folder / "run"
+
+
+def started(spec_file: str, out: Path, cwd: Path) -> subprocess.Popen[str]:
+    """`netspec run --nproc 2` in the background, once its first epoch is saved."""
+    command = [sys.executable, "-m", "netspec", "run", spec_file, "--nproc", "2", "--out", str(out), "--device", "cpu"]
+    job = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + 120
+    while not (out / "state.json").exists():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.05)
+    return job
+
+
+def workers(parent: int) -> dict[int, int]:
+    """rank -> pid of the processes that a launcher started."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        rank = next((e[5:] for e in environ if e.startswith(b"RANK=")), None)
+        if int(fields[1]) == parent and rank is not None:
+            found[int(rank)] = int(stat.parent.name)
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def assert_nothing_half_written(out: Path) -> None:
+    assert not list(out.glob(".*.tmp")) and not (out / "summary.json").exists()
+    state = json.loads((out / "state.json").read_text())
+    assert (out / state["checkpoint"]).is_file() and len(list(out.glob("checkpoint-*"))) == 1
+
+
+def test_ctrl_c_stops_every_process_and_the_run_continues_in_one(long_one: tuple[str, Path], tmp_path: Path) -> None:
+    spec_file, one_run = long_one
+    out = tmp_path / "run"
+    job = started(spec_file, out, tmp_path)
+    time.sleep(0.5)  # into the second epoch
+    ranks = workers(job.pid)
+    job.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends to the launcher
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert "interrupted: the run in" in err and "Traceback" not in err and err.count("continue with:") == 1
+    assert all(gone(pid) for pid in ranks.values())
+    assert_nothing_half_written(out)
+    state = json.loads((out / "state.json").read_text())["state"]
+    print(f"stopped after {state['batch']} batches of epoch {state['epoch'] + 1}")
+    hint = next(line for line in err.splitlines() if line.startswith("continue with: "))
+    assert f"--nproc 2 --resume {out}" in hint
+    assert in_process(str(out)) == 0  # in one process this time
+    assert_close_runs(one_run, out)
+
+
+def test_a_killed_process_stops_the_run_cleanly(long_one: tuple[str, Path], tmp_path: Path) -> None:
+    spec_file, one_run = long_one
+    out = tmp_path / "run"
+    job = started(spec_file, out, tmp_path)
+    time.sleep(0.5)
+    ranks = workers(job.pid)
+    assert sorted(ranks) == [0, 1]
+    os.kill(ranks[1], signal.SIGKILL)
+    killed = time.monotonic()
+    _, err = job.communicate(timeout=60)
+    took = time.monotonic() - killed
+    state = json.loads((out / "state.json").read_text())["state"]
+    print(f"the job ended {took:.1f}s after rank 1 was killed, saved up to epoch {state['epoch']}")
+    assert took < 15 and job.returncode == 128 + signal.SIGKILL, err
+    assert f"process 1 of 2 (pid {ranks[1]}) was killed by SIGKILL" in err and "Traceback" not in err
+    assert all(gone(pid) for pid in ranks.values())
+    assert_nothing_half_written(out)
+    assert in_process(str(out)) == 0
+    assert_close_runs(one_run, out)
+
+
+# --- what is refused ---------------------------------------------------------------------------------
+
+
+def test_nproc_must_be_positive_and_not_nested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    assert in_process(spec(tmp_path), "--nproc", "0") == 2
+    assert "--nproc must be at least 1" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert in_process(spec(tmp_path), "--nproc", "2", "--out", str(tmp_path / "run")) == 2
+    assert "torchrun already started the processes" in capsys.readouterr().err
+
+
+def test_the_environment_of_torchrun() -> None:
+    assert distributed.world({}) == distributed.World(0, 1, 0)
+    assert distributed.world({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == distributed.World(3, 4, 1)
+    for env in ({"RANK": "4", "WORLD_SIZE": "4"}, {"RANK": "x", "WORLD_SIZE": "2"}):
+        with pytest.raises(UsageError):
+            distributed.world(env)
+
+
+def test_what_data_parallel_training_refuses() -> None:
+    group = distributed.Group(distributed.World(0, 2, 0), torch.device("cpu"), "gloo")
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    with pytest.raises(UsageError, match="SyncBatchNorm does not run on the CPU"):
+        distributed.shard(group, model, None, sync_batchnorm=True)
+    with pytest.raises(UsageError, match="a GAN trains in one process"):
+        distributed.shard(group, model, object(), sync_batchnorm=False)
+    alone = distributed.Group(distributed.World(), torch.device("cpu"))
+    assert distributed.shard(alone, model, None, sync_batchnorm=True) == (model, None)
