@@ -38,6 +38,7 @@ VERIFIED = (64, 1)  # the batch sizes compared
 TIMED = 32  # the batch of the latency figures
 REPEATS = 20  # latency: the median of this many runs, after 3 warm-up runs
 EVALUATED = 10_000  # test samples scored for the quantization's accuracy (or loss) change
+GENERATED = "256 noise vectors"  # what a generator's int8 change is measured on
 
 
 @dataclass
@@ -86,8 +87,9 @@ class Figures:
     size: tuple[int, int]  # bytes of the file before (float) and after
     latency: tuple[float, float]  # milliseconds per batch of TIMED, before and after
     quality: tuple[float, float] | None  # accuracy or loss, before and after
-    measure: str  # "accuracy", "loss", or for a generator "mean |change|"
+    measure: str  # "accuracy", "loss", or for a generator GENERATED
     kept: list[str] = field(default_factory=list)
+    scored: int = 0  # test samples scored
 
     def lines(self) -> list[str]:
         (b0, b1), (l0, l1) = self.size, self.latency
@@ -97,10 +99,14 @@ class Figures:
             f"  latency {l0:8.2f} ms -> {l1:8.2f} ms  (batch of {TIMED}, median of {REPEATS}, CPU)",
         ]
         out += [f"  kept in float: {k}" for k in self.kept]
-        if self.quality is not None:
-            q0, q1 = self.quality
-            out.append(f"  {self.measure:8s}{q0:8.4f}    -> {q1:8.4f}     (test split)")
-        return out
+        if self.quality is None:
+            return out
+        q0, q1 = self.quality
+        if self.measure == GENERATED:
+            return [*out, f"  outputs  mean absolute change {q1:.4g} ({GENERATED})"]
+        digits = "8.4f" if self.measure == "accuracy" else "8.4g"  # a loss may be small
+        before, after = format(q0, digits), format(q1, digits)
+        return [*out, f"  {self.measure:8s}{before}    -> {after}     (test split, {self.scored} samples)"]
 
 
 @dataclass
@@ -358,6 +364,7 @@ def _figures(
         quality,
         measure,
         quantized.kept,
+        min(len(trained.test), EVALUATED) if trained.test is not None else 0,
     )
     _check_drop(figures, request)
     return figures
@@ -392,7 +399,7 @@ def _quality(trained: Trained, before: Runner, after: Runner) -> tuple[str, tupl
     change of its outputs on noise (before: 0)."""
     if trained.noise is not None:
         z = _examples(trained, 256, seed=2)
-        return "mean |change|", (0.0, float((after(z) - before(z)).abs().mean()))
+        return GENERATED, (0.0, float((after(z) - before(z)).abs().mean()))
     assert trained.test is not None and trained.program.train is not None
     loss = trained.program.train.loss
     score = _accuracy if trained.output in ("classes", "tokens") else _loss(loss)
