@@ -86,6 +86,39 @@ train {{
 """
 COLUMNS = ["length", "width", "height", "weight"]
 
+GAN = """\
+version 1
+
+network G {{
+    input [4]
+    dense(32) -> relu
+    dense(36) -> tanh
+    reshape([1, 6, 6])
+}}
+
+network D {{
+    input [1, 6, 6]
+    flatten
+    dense(8) -> leaky_relu(0.2)
+    dense(1)
+}}
+
+dataset blobs {{
+    source npz("{data}")
+    normalize(0.5, 0.5)
+    batch 32
+}}
+
+train {{
+    generator G
+    discriminator D
+    loss gan_bce
+    optimizer adam(lr=2e-3, betas=[0.5, 0.999])
+    epochs 2
+    seed 1
+}}
+"""
+
 
 # --- the server as a subprocess -------------------------------------------------------------------
 
@@ -510,6 +543,36 @@ def test_a_sequence_classifier(folder: Path) -> None:
         answer = post(server, "/predict", json={"inputs": [series]}).json()["predictions"][0]
         expected = loaded(run)(torch.tensor([series], dtype=torch.float32)).softmax(-1)[0]
         assert abs(answer["probability"] - float(expected.max())) < 1e-5 and len(answer["top"]) == 2
+    finally:
+        server.stop()
+
+
+# --- a GAN's generator ---------------------------------------------------------------------------
+
+
+def test_a_gan_draws_the_samples_of_netspec_sample(folder: Path, tmp_path: Path) -> None:
+    x = np.zeros((64, 1, 6, 6), np.uint8)
+    x[:, :, 2:4, 2:4] = 255
+    np.savez(folder / "blobs.npz", x=x, y=np.zeros(64, np.int64))
+    spec = folder / "gan.net"
+    spec.write_text(GAN.format(data=folder / "blobs.npz"))
+    run = train(spec, folder / "gan")
+    server = Served(str(run), "--max-items", "50", log=folder / "gan.log")
+    try:
+        info = server.client.get("/info").json()
+        assert info["takes"] == "samples" and info["network"] == "G" and info["output"] == "images"
+        assert "POST /sample" in info["endpoints"] and "POST /predict" not in info["endpoints"]
+        drawn = post(server, "/sample", json={"count": 5, "seed": 7, "format": "json"}).json()["samples"]
+        assert cli.main(["sample", str(run), "-n", "5", "--seed", "7", "-o", str(tmp_path / "s.npy")]) == 0
+        assert np.allclose(np.array(drawn, np.float32), np.load(tmp_path / "s.npy"), atol=1e-6)
+        grid = post(server, "/sample", json={"count": 9})
+        assert grid.headers["content-type"] == "image/png" and grid.content[:8] == b"\x89PNG\r\n\x1a\n"
+        from PIL import Image
+
+        assert Image.open(io.BytesIO(grid.content)).size == (3 * 6 + 2 * 2, 3 * 6 + 2 * 2)  # 3 x 3, 2-pixel gaps
+        too_many = post(server, "/sample", json={"count": 51})
+        assert too_many.status_code == 413 and "51 samples in one request; at most 50" in too_many.json()["error"]
+        assert post(server, "/sample", json={"count": 2, "format": "gif"}).status_code == 422
     finally:
         server.stop()
 

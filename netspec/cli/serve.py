@@ -98,6 +98,8 @@ def _weights(args: argparse.Namespace) -> Path:
         weights = Path(args.weights)
     elif Path(args.file).is_dir():
         weights = Path(args.file) / "model.safetensors"
+    elif not Path(args.file).exists():
+        raise UsageError(f"{args.file}: no such run directory or spec file")
     else:
         raise UsageError("serving a spec file needs --weights (a run's model.safetensors), or give the run directory")
     if weights.suffix != ".safetensors":
@@ -118,4 +120,8 @@ def _model(args: argparse.Namespace, program: Any, weights: Path) -> Any:
     width = loaded.input_shape[0] if len(loaded.input_shape) == 1 else 0
     features = feature_names(program, options, width) if width and not loaded.image else None
     print(f"loaded {weights} on {loaded.device}", file=sys.stderr)
-    return Model(loaded, args.file, features)
+    if loaded.output != "images":
+        return Model(loaded, args.file, features)
+    from netspec.runtime.sample import preprocessing  # a GAN: its samples with the normalization undone
+
+    return Model(loaded, args.file, undo=preprocessing(program, options))

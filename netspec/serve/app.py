@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 from importlib import resources
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Literal, Optional
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from netspec import __version__
@@ -24,7 +24,7 @@ from netspec.runtime.sample import Request as Generation
 from netspec.serve import docs, errors
 from netspec.serve.batcher import Batcher
 from netspec.serve.inputs import BadInput
-from netspec.serve.model import MAX_PROMPT, Limits, Model, check_count
+from netspec.serve.model import MAX_PROMPT, Limits, Model, check_count, png_grid
 
 JSON = ("application/json",)
 IMAGES = ("multipart/form-data", "image/")
@@ -64,6 +64,17 @@ class GenerateRequest(BaseModel):
     temperature: float = Field(1.0, gt=0, le=100, description="below 1: safer; above: wilder")
     top_k: Optional[int] = Field(None, ge=1, description="sample only among the k likeliest characters")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="the sampling's seed: the same request, the same text")
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(16, ge=1, description="samples to draw (at most /info's limits.max_items)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="the noise's seed: the same request, the same samples")
+    format: Literal["png", "json"] = Field("png", description="a PNG grid (images only), or the arrays as JSON")
+
+
+class Samples(BaseModel):
+    samples: list[Any] = Field(description="the samples [count, ...]: images [C, H, W] with pixels in [0, 1]")
 
 
 class Health(BaseModel):
@@ -139,12 +150,15 @@ def create_app(model: Model, limits: Limits) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    media = {"/predict": JSON, "/generate": JSON, "/predict/image": IMAGES}
+    media = {"/predict": JSON, "/generate": JSON, "/predict/image": IMAGES, "/sample": JSON}
     app.add_middleware(BodyGuardMiddleware, max_body=limits.max_body, media=media)
     _pages(app)
     _status(app, service)
-    _predict(app, service)
-    if model.expect.image:
+    if model.takes == "samples":
+        _samples(app, service)
+    else:
+        _predict(app, service)
+    if model.takes == "image":
         _images(app, service)
     if model.expect.vocab is not None:
         _generate(app, service)
@@ -250,3 +264,21 @@ def _generate(app: FastAPI, service: Service) -> None:
 async def _stream(batcher: Batcher, steps: Any) -> AsyncIterator[str]:
     while (char := await batcher.call(next, steps, None)) is not None:
         yield char
+
+
+def _samples(app: FastAPI, service: Service) -> None:
+    @app.post(
+        "/sample",
+        response_model=Samples,
+        responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "a PNG grid, or the arrays as JSON"}},
+        summary="Samples from a GAN's generator: a PNG grid or arrays",
+        description="The samples of `netspec sample -n COUNT --seed SEED`, with the dataset's normalization undone.",
+    )
+    async def sample(body: SampleRequest) -> Any:
+        check_count(body.count, service.limits.max_items, "samples")
+        drawn = await service.running.call(service.model.samples, body.count, body.seed)
+        if body.format == "json":
+            return {"samples": drawn.tolist()}
+        if drawn.dim() != 4:
+            raise BadInput(422, f"the samples are not images ({list(drawn.shape[1:])} each): ask for format json")
+        return Response(await asyncio.to_thread(png_grid, drawn), media_type="image/png")

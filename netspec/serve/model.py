@@ -15,15 +15,18 @@ import io
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from netspec import __version__
+from netspec.runtime import adversarial
 from netspec.runtime.loop import binary_probabilities
 from netspec.runtime.sample import Request, continue_text
 from netspec.runtime.trained import Trained
 from netspec.serve.inputs import BadInput, Expect, image_file, item, text_ids
+from netspec.verbatim import adversarial as vadv
 
 TOP = 5  # classes in an answer's `top`
 MAX_LENGTH = 2000  # characters one /generate request may ask for
@@ -42,10 +45,17 @@ class Limits:
 
 
 class Model:
-    def __init__(self, trained: Trained, source: str, features: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        trained: Trained,
+        source: str,
+        features: list[str] | None = None,
+        undo: list[Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.trained = trained
         self.source = source  # the spec file or run directory it was started with
         self.features = features
+        self.undo = undo or []  # a GAN's: the dataset's preprocessing, to undo on its samples
         vocab = tuple(trained.vocab) if trained.vocab else None
         self.expect = Expect(
             network=trained.name,
@@ -62,9 +72,10 @@ class Model:
 
     @property
     def takes(self) -> str:
-        """What the page shows: "image", "text" (a language model) or "values" (a form of numbers)."""
-        if self.trained.output == "tokens":
-            return "text"
+        """What the page shows: "image", "text" (a language model), "samples" (a GAN's generator) or
+        "values" (a form of numbers)."""
+        if self.trained.output in ("tokens", "images"):
+            return {"tokens": "text", "images": "samples"}[self.trained.output]
         return "image" if self.expect.image else "values"
 
     def inputs(self, values: list[Any], max_items: int) -> list[torch.Tensor]:
@@ -113,6 +124,17 @@ class Model:
         t = self.trained
         for token in continue_text(t.module, t.network, ids, request, t.device):
             yield vocab[token]
+
+    # --- a GAN's samples ------------------------------------------------------------------------
+
+    def samples(self, count: int, seed: int) -> torch.Tensor:
+        """`count` samples drawn from noise seeded with `seed`, the preprocessing undone (images in
+        [0, 1]): those of `netspec sample -n count --seed seed`. Call it in the model thread."""
+        t = self.trained
+        noise = getattr(vadv, t.program.train.task.noise_function)  # type: ignore[union-attr]
+        z = noise(count, t.input_shape[0], torch.device("cpu"), torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return adversarial.undo(t.module(z.to(t.device)).float().cpu(), self.undo)
 
     # --- /info --------------------------------------------------------------------------------
 
@@ -175,3 +197,20 @@ def feature_names(program: Any, options: Any, width: int) -> list[str] | None:
         return None
     names = [h.strip() for h in header if h.strip() != source.target]
     return names if len(names) == width else None
+
+
+def png_grid(images: torch.Tensor, gap: int = 2) -> bytes:
+    """Images [N, C, H, W] in [0, 1] as one PNG: a grid of about as many columns as rows."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    grid = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap, c), np.uint8)
+    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i, image in enumerate(pixels):
+        r, k = divmod(i, cols)
+        grid[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = image
+    buffer = io.BytesIO()
+    Image.fromarray(grid[..., 0] if c == 1 else grid).save(buffer, format="PNG")
+    return buffer.getvalue()
