@@ -506,13 +506,14 @@ SPEC_RUNS = {
     "gan": QUICK,
     "fashion_gan": QUICK,
     "addition": ["train.epochs=2"],
+    "addition_tune": ["train.epochs=2"],  # at the defaults of its search expressions
     "shakespeare": ["train.steps=20"],
     "shakespeare_gpt": ["train.steps=5"],
     "gunpoint": ["train.epochs=2"],
     "cifar10": ["train.epochs=2", "dataset.limit=200"],
     "resnet_cifar": ["train.epochs=1", "dataset.limit=128"],
 }
-OFFLINE = {"addition", "cifar10", "resnet_cifar"}  # generated data
+OFFLINE = {"addition", "addition_tune", "cifar10", "resnet_cifar"}  # generated data
 
 
 def test_every_spec_has_an_equivalence_run() -> None:
