@@ -46,7 +46,7 @@ typecheck: venv
 	$(PY) -m mypy
 
 golden: venv  ## regenerate golden files (diagnostics, emitted code) after an intended change
-	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_emit.py -k golden
+	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_emit.py tests/test_distributed.py -k golden
 
 docs: venv  ## regenerate the generated part of docs/language.md from the registry
 	$(PY) -m netspec docs --write docs/language.md

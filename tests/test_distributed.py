@@ -132,12 +132,20 @@ def one(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- the same numbers as one process --------------------------------------------------------------
 
 
-def test_two_processes_under_torchrun_train_to_the_numbers_of_one(one: Path, tmp_path: Path) -> None:
-    """torchrun starts `netspec run` itself: it reads RANK, WORLD_SIZE, MASTER_ADDR from the environment."""
-    work = tmp_path / "work"
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The same run in two processes that torchrun starts (`netspec run` reads RANK, WORLD_SIZE,
+    MASTER_ADDR from the environment), in a folder of its own."""
+    folder = tmp_path_factory.mktemp("two")
+    work = folder / "work"
     work.mkdir()
-    result = torchrun(2, spec(tmp_path), "--set", SMALL, "--out", "run", cwd=work)
+    result = torchrun(2, spec(folder), "--set", SMALL, "--out", "run", cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
+    return work, result
+
+
+def test_two_processes_under_torchrun_train_to_the_numbers_of_one(one: Path, two: Any) -> None:
+    work, result = two
     assert_close_runs(one, work / "run")
     summary = json.loads((work / "run" / "summary.json").read_text())
     assert (summary["world_size"], summary["backend"]) == (2, "gloo")
@@ -183,6 +191,63 @@ def test_streamed_images_with_augmentation_and_class_metrics(data: Path, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert_close_runs(tmp_path / "one", tmp_path / "two")
     assert (tmp_path / "two" / "confusion.png").is_file()  # from the test outputs gathered on rank 0
+
+
+# --- the emitted script, under torchrun ----------------------------------------------------------
+
+SCRIPTS = {"addition": [SMALL], "cifar10": []}  # values; classes with top_k, augmentation
+GOLDEN = ROOT / "tests" / "golden" / "emit_distributed"
+
+
+def distributed_script(spec_file: str, overrides: list[str]) -> str:
+    from netspec import emit
+    from netspec.ir.pipeline import load
+
+    return emit.emit(load(spec_file, overrides), spec=Path(spec_file).stem, distributed=True)
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_distributed_scripts_golden_ruff_clean_and_their_names_reserved(name: str) -> None:
+    from netspec import emit
+    from tests.test_emit import UPDATE, assert_ruff_clean, top_level_names
+
+    script, golden = distributed_script(str(ROOT / "specs" / f"{name}.net"), SCRIPTS[name]), GOLDEN / f"{name}.py"
+    if UPDATE:
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_text(script, encoding="utf-8")
+    assert script == golden.read_text(encoding="utf-8"), f"{golden.name} differs; if intended, run `make golden`"
+    assert_ruff_clean(golden)
+    copied = {d for m in ("data", "metrics", "modules") for d in emit.definitions(m)}
+    assert not top_level_names(script) - emit.SCRIPT_NAMES - copied - {"Adder", "SmallCNN"}
+
+
+def test_a_distributed_script_under_torchrun_trains_to_the_numbers_of_netspec_run(
+    one: Path, two: Any, tmp_path: Path
+) -> None:
+    """`netspec emit --distributed`: the script, started by torchrun in two processes, trains to exactly
+    the numbers of `netspec run` in two processes; alone, to those of one process."""
+    from tests.test_resume import assert_same_run
+
+    script = tmp_path / "adder.py"
+    script.write_text(distributed_script(spec(tmp_path), [SMALL]), encoding="utf-8")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    result = subprocess.run([*launcher, str(script), "--out", "two"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env=_env())  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("test: ") == 1  # rank 0 alone prints
+    assert_same_run(two[0] / "run", tmp_path / "two")
+    alone = subprocess.run([sys.executable, str(script), "--out", "one"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300, env=_env())  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert_close_runs(one, tmp_path / "one")
+
+
+def test_a_gan_or_streamed_files_get_no_distributed_script(tmp_path: Path, capsys: Any) -> None:
+    assert cli.main(["emit", str(ROOT / "specs" / "gan.net"), "--distributed"]) == 1
+    assert "not a GAN's two" in capsys.readouterr().err
+    (tmp_path / "images.net").write_text(IMAGES)
+    assert cli.main(["emit", str(tmp_path / "images.net"), "--distributed"]) == 1
+    assert "`image_folder` streams files" in capsys.readouterr().err
 
 
 # --- resuming with another world size; Ctrl-C; a killed process -----------------------------------

@@ -22,11 +22,13 @@ EXAMPLES = {
     "  netspec fmt --check specs/*.net        # exit 1 if any file would change (for CI)",
     "schema": "netspec schema > netspec-ir.schema.json",
     "run": "netspec run specs/mnist.net\n  netspec run specs/mnist.net --set train.epochs=1 --out runs/quick\n"
-    "  netspec run runs/quick --set train.epochs=3   # continue a run: its spec and --set are recorded",
+    "  netspec run runs/quick --set train.epochs=3   # continue a run: its spec and --set are recorded\n"
+    "  netspec run specs/mnist.net --nproc 2         # data-parallel, 2 processes (docs/distributed.md)",
     "eval": "netspec eval specs/mnist.net --weights runs/quick/model.safetensors",
     "predict": "netspec predict specs/mnist.net --weights runs/quick/model.safetensors digit.png more.npy",
     "emit": "netspec emit specs/mnist.net --target pytorch -o mnist.py && python mnist.py --epochs 1\n"
-    "  netspec emit specs/resnet_cifar.net -o resnet.py --set train.epochs=30",
+    "  netspec emit specs/resnet_cifar.net -o resnet.py --set train.epochs=30\n"
+    "  netspec emit specs/mnist.net --distributed -o mnist.py && torchrun --nproc-per-node 2 mnist.py",
     "docs": "netspec docs                            # print the generated reference\n"
     "  netspec docs --write docs/language.md   # refresh its generated part",
     "show": "netspec show specs/mnist.net                 # writes mnist-preview.png\n"

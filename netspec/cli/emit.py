@@ -16,6 +16,9 @@ def add(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="a spec file (.net)")
     p.add_argument("--target", choices=("pytorch",), default="pytorch", help="what to write (default: pytorch)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the script to FILE (default: standard output)")
+    p.add_argument(
+        "--distributed", action="store_true", help="a script that also trains data-parallel when torchrun starts it"
+    )
     spec_options(p, "emitting")
 
 
@@ -27,7 +30,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     output = Path(args.output) if args.output else None
     try:
-        script = emit(result.program, args.target, Path(args.file).stem, output.name if output else None)
+        name = output.name if output else None
+        script = emit(result.program, args.target, Path(args.file).stem, name, args.distributed)
     except EmitError as e:
         print(f"{args.file}: error: {e}", file=sys.stderr)
         return 1

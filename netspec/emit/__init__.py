@@ -32,7 +32,7 @@ from netspec.emit.adversarial import adversarial_context
 from netspec.emit.data import data_context
 from netspec.emit.errors import EmitError
 from netspec.emit.filters import environment, identifier, literal, text
-from netspec.emit.model import Call, Classes, step_call
+from netspec.emit.model import Call, Classes, Param, step_call
 from netspec.emit.training import training_context
 from netspec.emit.verbatim import copied, definitions
 from netspec.ir import nodes as ir
@@ -64,6 +64,7 @@ SCRIPT_NAMES = frozenset(
         "read_ts",  # verbatim/readers.py
         "LATENT", "D_STEPS", "N_SAMPLES", "SAMPLES_SEED", "sample", "save_samples",  # a GAN's
         "HELD_OUT",
+        "dist", "DistributedDataParallel", "RANK", "WORLD_SIZE", "join", "share", "add_up",  # --distributed
     }
 )  # fmt: skip
 NETSPEC_MODULES = (
@@ -82,9 +83,16 @@ NETSPEC_MODULES = (
 )
 
 
-def emit(program: ir.Program, target: str = "pytorch", spec: str = "spec", script: str | None = None) -> str:
+def emit(
+    program: ir.Program,
+    target: str = "pytorch",
+    spec: str = "spec",
+    script: str | None = None,
+    distributed: bool = False,
+) -> str:
     """The standalone training script of a checked program; `spec` names the spec (its file
-    stem), `script` the file the script is written to (for its usage lines)."""
+    stem), `script` the file the script is written to (for its usage lines); `distributed`: a
+    script that also trains data-parallel when torchrun starts it (as `netspec run --nproc`)."""
     if target not in TARGETS:
         raise EmitError(f"unknown target {target!r}; targets: {', '.join(TARGETS)}")
     if program.train is None or program.dataset is None:
@@ -93,7 +101,22 @@ def emit(program: ir.Program, target: str = "pytorch", spec: str = "spec", scrip
         if program.network(getattr(program.train, key)) is None:
             raise EmitError(f"the spec has no network `{getattr(program.train, key)}`")
     context = _context(program, spec, script or f"{spec}.py")
-    return environment(target).get_template("script.py.j2").render(context)
+    if distributed:
+        context.update(_distributed(program, context))
+    return environment(target).get_template("script.py.j2").render({"distributed": False, **context})
+
+
+def _distributed(program: ir.Program, context: dict[str, Any]) -> dict[str, Any]:
+    """What a data-parallel script changes: the training loop calls the DDP wrapper, `ddp`."""
+    if program.train is not None and len(program.train.task.networks) != 1:
+        raise EmitError("--distributed: a data-parallel script trains one network, not a GAN's two")
+    if context["stream"]:
+        raise EmitError(
+            "--distributed: the script's data-parallel training takes its batches from memory; "
+            f"`{program.dataset.source.kind}` streams files (netspec run --nproc shards them)"  # type: ignore[union-attr]
+        )
+    train_call = context["train_call"]
+    return {"distributed": True, "train_call": Call(train_call.func, [Param("ddp"), *train_call.args[1:]])}
 
 
 def _context(program: ir.Program, spec: str, script: str) -> dict[str, Any]:
