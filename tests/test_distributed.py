@@ -351,6 +351,25 @@ def test_a_killed_process_stops_the_run_cleanly(long_one: tuple[str, Path], tmp_
     assert_close_runs(one_run, out)
 
 
+def test_the_processes_stop_when_the_launcher_is_killed(long_one: tuple[str, Path], tmp_path: Path) -> None:
+    """Even SIGKILL of `netspec run --nproc` (which no handler sees) stops its processes: they get
+    SIGTERM from the kernel (PR_SET_PDEATHSIG) and stop after a step, rank 0 saving the position."""
+    spec_file, one_run = long_one
+    out = tmp_path / "run"
+    job = started(spec_file, out, tmp_path)
+    time.sleep(0.5)
+    ranks = workers(job.pid)
+    job.kill()
+    job.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while not all(gone(pid) for pid in ranks.values()):
+        assert time.monotonic() < deadline, "the processes outlived their launcher"
+        time.sleep(0.1)
+    assert_nothing_half_written(out)
+    assert in_process(str(out)) == 0
+    assert_close_runs(one_run, out)
+
+
 # --- what is refused ---------------------------------------------------------------------------------
 
 

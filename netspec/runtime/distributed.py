@@ -43,6 +43,7 @@ from netspec.runtime import interrupts
 TIMEOUT_S = 600  # a collective that waits longer for a process fails (NETSPEC_DIST_TIMEOUT)
 SHUTDOWN_S = 30  # after a failure, the launcher's wait for the other processes before SIGKILL
 STOPS = (signal.SIGTERM, signal.SIGINT)  # how torchrun stops the other processes
+LAUNCHER = "NETSPEC_LAUNCHER_PID"  # set by `netspec run --nproc` for the processes it starts
 
 
 class PeerError(Exception):
@@ -111,6 +112,7 @@ def joined(device: torch.device) -> Iterator[Group]:
     if me.size == 1:
         yield Group(me, device)
         return
+    _follow_launcher()
     device, backend = _placed(device, me)
     dist = _dist()
     timeout = datetime.timedelta(seconds=float(os.environ.get("NETSPEC_DIST_TIMEOUT", TIMEOUT_S)))
@@ -120,6 +122,20 @@ def joined(device: torch.device) -> Iterator[Group]:
     finally:
         gc.collect()  # DDP's reducer, in a reference cycle, must go before its process group (else a C++ abort)
         dist.destroy_process_group()
+
+
+def _follow_launcher() -> None:
+    """A process that `netspec run --nproc` started stops (SIGTERM: after its step) when the launcher
+    dies, even of SIGKILL, rather than train on alone (Linux; elsewhere torchrun's behaviour holds)."""
+    launcher = os.environ.get(LAUNCHER)
+    if sys.platform != "linux" or not launcher:
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    if str(os.getppid()) != launcher:  # it died before that
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _placed(device: torch.device, me: World) -> tuple[torch.device, str]:
@@ -280,6 +296,7 @@ def launch(nproc: int, args: Sequence[str]) -> int:
 
     _quiet_launcher()
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # as torchrun does
+    os.environ[LAUNCHER] = str(os.getpid())
     with tempfile.TemporaryDirectory(prefix="netspec-torchrun-") as logs:
         config = LaunchConfig(
             min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
