@@ -353,6 +353,18 @@ def test_concurrent_requests_are_batched_and_answered_as_one_by_one(lenet_server
     assert requests_done == 24 and passes < 24 and after["largest_batch"] > 1, (before, after)
 
 
+def huge_png(side: int = 10_000) -> bytes:
+    """A PNG header that claims side x side pixels (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
 JSON, PNG = {"Content-Type": "application/json"}, {"Content-Type": "image/png"}
 BAD = [
     # (path, request, status, words in the error)
@@ -373,6 +385,7 @@ BAD = [
     ("/predict/image", {"files": {"files": ("a.txt", b"not an image")}}, 400, "file 'a.txt' is not an image"),
     ("/predict/image", {"content": b"\x89PNG\r\n\x1a\nbroken", "headers": PNG}, 400, "not an image"),
     ("/predict/image", {"data": {"name": "x"}, "files": {"other": ("", b"")}}, 422, "the form has no file"),
+    ("/predict/image", {"content": huge_png(), "headers": PNG}, 413, "the body is 10000x10000 pixels, more than"),
     ("/predict/image", {"files": {"files": ("empty.png", b"")}}, 400, "file 'empty.png' is not an image"),
     ("/predict/image", {"data": {"name": "x"}}, 415, "takes multipart/form-data or image/"),
     ("/predict/image", {"json": {"inputs": []}}, 415, "takes multipart/form-data or image/"),
@@ -514,6 +527,28 @@ def test_a_table_classifier_names_its_columns_and_answers_as_trained(folder: Pat
         nan = b'{"inputs": [[1, 2, 3, NaN]]}'  # Python's JSON reads NaN
         bad = post(server, "/predict", content=nan, headers={"Content-Type": "application/json"}).json()
         assert "not finite" in bad["error"]
+    finally:
+        server.stop()
+
+
+def test_a_binary_classifier_with_one_logit_answers_both_classes(folder: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(100, 2)).round(3)
+    with open(folder / "flags.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["a", "b", "flag"], *([*row, int(sum(row) > 0)] for row in x.tolist())])
+    spec = folder / "flags.net"
+    spec.write_text(
+        "version 1\nnetwork B {\n    input [2]\n    dense(8) -> relu\n    dense(1)\n}\n"
+        f'dataset d {{\n    source csv("{folder / "flags.csv"}", target="flag", task_type="classification")\n'
+        "    batch 16\n}\ntrain {\n    model B\n    loss bce_logits\n    optimizer adam(lr=0.03)\n    epochs 5\n}\n"
+    )
+    run = train(spec, folder / "flags")
+    server = Served(str(run), log=folder / "flags.log")
+    try:
+        answers = post(server, "/predict", json={"inputs": [[2, 2], [-2, -1]]}).json()["predictions"]
+        assert [a["class"] for a in answers] == ["1", "0"] and all(len(a["top"]) == 2 for a in answers)
+        p = float(loaded(run)(torch.tensor([[2.0, 2.0]])).sigmoid())
+        assert abs(probabilities(answers[0])["1"] - p) < 1e-5 and abs(probabilities(answers[0])["0"] - (1 - p)) < 1e-5
     finally:
         server.stop()
 
