@@ -159,7 +159,7 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def export(trained: Trained, request: Request, log: Callable[[str], None] = print) -> Report:
+def export(trained: Trained, request: Request) -> Report:
     """Export, check and write; ExportError, Mismatch or UsageError when it cannot."""
     fmt, scheme = check_request(request)
     refuse(trained, fmt, scheme)
