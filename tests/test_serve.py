@@ -369,10 +369,16 @@ JSON, PNG = {"Content-Type": "application/json"}, {"Content-Type": "image/png"}
 BAD = [
     # (path, request, status, words in the error)
     ("/predict", {"json": {"inputs": [[1, 2]]}}, 422, "inputs[0] has shape [2], but LeNet takes [1, 28, 28]"),
-    ("/predict", {"json": {"inputs": [[[["a"] * 28] * 28]]}}, 422, "inputs[0] holds strings, not only numbers"),
-    ("/predict", {"json": {"inputs": [[[[0.5] * 28] * 27 + [[0.5] * 3]]]}}, 422, "rows have different lengths"),
+    (
+        "/predict",
+        {"json": {"inputs": [[[["a"] * 28] * 28]]}},
+        422,
+        "inputs[0] holds strings; an input holds numbers only",
+    ),
+    ("/predict", {"json": {"inputs": [[[[0.5] * 28] * 27 + [[0.5] * 3]]]}}, 422, "rows of different lengths"),
     ("/predict", {"json": {"inputs": [[[[255] * 28] * 28]]}}, 422, "pixel value 255; pixels are in [0, 1]"),
     ("/predict", {"json": {"inputs": [None]}}, 422, "inputs[0] is null, not an array of numbers"),
+    ("/predict", {"json": {"inputs": [[[[0.5, None] * 14] * 28]]}}, 422, "inputs[0] holds null, objects or integers"),
     ("/predict", {"json": {"inputs": [[[[True] * 28] * 28]]}}, 422, "holds true/false values"),
     ("/predict", {"json": {"inputs": []}}, 422, "inputs is empty"),
     ("/predict", {"json": {"inputs": [[0] * 2] * 300}}, 413, "300 inputs in one request; at most 256"),

@@ -21,7 +21,7 @@ import torch
 from netspec.verbatim.readers import decode_image
 
 MAX_PIXELS = 40_000_000  # an uploaded image larger than this (decoded) is refused before decoding
-WHAT = {"U": "strings", "S": "strings", "b": "true/false values", "O": "something other than numbers"}
+WHAT = {"U": "strings", "S": "strings", "b": "true/false values", "O": "null, objects or integers beyond 64 bits"}
 
 
 class BadInput(Exception):
@@ -122,9 +122,11 @@ def _array(value: Any, where: str) -> np.ndarray:
     try:
         a = np.asarray(value)
     except (ValueError, TypeError, RecursionError):
-        raise BadInput(422, f"{where} is not a regular array: its rows have different lengths") from None
+        raise BadInput(
+            422, f"{where} is not a regular array: rows of different lengths, or nested too deeply"
+        ) from None
     if a.dtype.kind not in "iuf":
-        raise BadInput(422, f"{where} holds {WHAT.get(a.dtype.kind, 'values')}, not only numbers")
+        raise BadInput(422, f"{where} holds {WHAT.get(a.dtype.kind, 'values')}; an input holds numbers only")
     return a
 
 
