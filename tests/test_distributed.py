@@ -378,6 +378,9 @@ def test_nproc_must_be_positive_and_not_nested(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("RANK", "0")
     assert in_process(spec(tmp_path), "--nproc", "2", "--out", str(tmp_path / "run")) == 2
     assert "torchrun already started the processes" in capsys.readouterr().err
+    monkeypatch.delenv("WORLD_SIZE")
+    assert in_process(str(ROOT / "specs" / "gan.net"), "--nproc", "2") == 2  # before any process starts
+    assert "a GAN trains in one process" in capsys.readouterr().err
 
 
 def test_the_environment_of_torchrun() -> None:

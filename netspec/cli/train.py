@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = Path(args.resume or args.out or fresh_run_dir(Path(args.file).stem))
     if args.nproc > 1:
-        return _launch(args, out)
+        return _launch(args, result.program, out)
     from netspec.runtime.datasets import DataError
     from netspec.runtime.distributed import PeerError
     from netspec.runtime.loop import TrainingError, run
@@ -123,12 +123,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _launch(args: argparse.Namespace, out: Path) -> int:
+def _launch(args: argparse.Namespace, program: Any, out: Path) -> int:
     """`--nproc N`: the same run in N processes started by torchrun's launcher."""
     from netspec.runtime import distributed
 
     if distributed.world().size > 1:
         raise UsageError("--nproc in a process that torchrun started: torchrun already started the processes")
+    if len(program.train.task.networks) != 1:  # type: ignore[union-attr]
+        raise UsageError("--nproc: data-parallel training trains one network; a GAN trains in one process")
     words = [args.file, *(w for o in args.overrides for w in ("--set", o))]
     words += ["--resume", str(out)] if args.resume else ["--out", str(out)]
     words += ["--max-memory", args.max_memory, "--format", args.format]
