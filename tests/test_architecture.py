@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"language", "registry", "ir", "verbatim"},
     "emit": {"language", "registry", "ir", "verbatim", "runtime.build"},
     "lsp": {"language", "registry", "ir", "tools"},
+    "serve": {"language", "registry", "ir", "runtime", "verbatim"},  # a trained network behind HTTP
 }
 TORCH_FREE = ("language", "registry", "ir", "tools")  # no module-level torch import
 
