@@ -309,6 +309,32 @@ def test_a_study_refuses_a_changed_spec(killed: dict[str, Any]) -> None:
 
 @optuna_needed
 @pytest.mark.torch
+def test_ctrl_c_stops_at_a_step_and_queues_the_trial_again(tmp_path: Path) -> None:
+    spec = tiny(tmp_path, samples=6000, epochs=4)
+    out = tmp_path / "study"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netspec", "tune", str(spec), "--out", str(out), "--device", "cpu"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    victim = wait_for_a_trial_mid_training(out / "study.db", proc, 0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and f"continue it with: netspec tune {spec} --out {out}" in stderr
+    found = {t.number: t for t in trials(f"sqlite:///{out / 'study.db'}", "tiny")}
+    assert state(found[victim]) == "FAIL" and found[victim].user_attrs["interrupted"] == "stopped by a signal"
+    queued = [t for t in found.values() if state(t) == "WAITING"]
+    assert [(t.params, t.system_attrs["failed_trial"], t.user_attrs) for t in queued] == [
+        (found[victim].params, victim, {})
+    ]
+
+
+@optuna_needed
+@pytest.mark.torch
 def test_two_workers_share_one_study(tmp_path: Path) -> None:
     spec = tiny(tmp_path)
     out = tmp_path / "study"

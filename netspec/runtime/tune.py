@@ -12,6 +12,7 @@ machine (its process is gone), after the heartbeat's grace period otherwise.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +34,7 @@ from netspec.registry.metrics import monitor_mode
 DEFAULT_TRIALS = 20  # with neither `trials` nor a time budget
 HEARTBEAT, GRACE = 30, 120  # seconds: a running trial's worker writes a heartbeat; one that misses it is lost
 RETRIES = 3  # times a lost trial is queued again
+WORKER_ATTRS = ("host", "pid", "interrupted", "seconds", "epochs")  # what a trial's worker records of it
 HOST = socket.gethostname()
 
 
@@ -89,7 +92,8 @@ def optuna_module() -> Any:
         import optuna
     except ImportError:
         raise UsageError('netspec tune needs optuna: pip install "netspec[tune]"') from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial gets a line of ours (a failed one: why)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
     return optuna
 
 
@@ -112,9 +116,8 @@ def _no_spans(x: Any) -> Any:
 def storage_of(opts: TuneOptions) -> Any:
     optuna = optuna_module()
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    callback = {"heartbeat_stale_trial_callback": retry(max_retry=RETRIES)} if retry else {
-        "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)
-    }  # fmt: skip
+    requeue = Requeue((retry or optuna.storages.RetryFailedTrialCallback)(max_retry=RETRIES))
+    callback = {"heartbeat_stale_trial_callback": requeue} if retry else {"failed_trial_callback": requeue}
     engine = {"connect_args": {"timeout": 60}} if opts.url.startswith("sqlite") else {}
     try:
         return optuna.storages.RDBStorage(
@@ -124,6 +127,19 @@ def storage_of(opts: TuneOptions) -> Any:
         raise UsageError(f"cannot open the study storage {opts.url}: {e}") from None
     except Exception as e:  # sqlalchemy's errors: a server that refuses, a database that does not exist
         raise UsageError(f"cannot open the study storage {opts.url}: {type(e).__name__}: {_first_line(e)}") from None
+
+
+@dataclass
+class Requeue:
+    """Queue a lost trial again with its values (Optuna's retry callback), without what its worker
+    recorded of it (host, pid, why it was lost): the copy is a trial of its own."""
+
+    inner: Callable[[Any, Any], None]
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        frozen = copy.copy(trial)
+        frozen.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in WORKER_ATTRS}
+        self.inner(study, frozen)
 
 
 def _first_line(e: Exception) -> str:
@@ -194,10 +210,10 @@ def counts(study: Any) -> dict[str, int]:
     return out
 
 
-def retry(storage: Any) -> Callable[[Any, Any], None]:
-    """The storage's callback that queues a lost trial again (its name before Optuna 5: failed trial)."""
+def retry(study: Any, storage: Any, trial_id: int) -> None:
+    """Queue a lost trial again: the storage's callback for trials lost by their heartbeat (a Requeue)."""
     get = getattr(storage, "get_heartbeat_stale_trial_callback", None) or storage.get_failed_trial_callback
-    return get()  # type: ignore[no-any-return]
+    get()(study, storage.get_trial(trial_id))
 
 
 def reclaim(study: Any, storage: Any) -> list[int]:
@@ -215,7 +231,7 @@ def reclaim(study: Any, storage: Any) -> list[int]:
         except UpdateFinishedTrialError:  # another worker got there first
             continue
         if failed:
-            retry(storage)(study, storage.get_trial(t._trial_id))
+            retry(study, storage, t._trial_id)
             lost.append(t.number)
     return lost
 
@@ -326,7 +342,7 @@ class Objective:
     def _interrupted(self, trial: Any) -> None:
         """Ctrl-C or SIGTERM: the trial fails, and waits with its values for the next `netspec tune`."""
         trial.set_user_attr("interrupted", "stopped by a signal")
-        retry(self.storage)(trial.study, self.storage.get_trial(trial._trial_id))
+        retry(trial.study, self.storage, trial._trial_id)
 
     def _record(self, trial: Any, summary: dict[str, Any], state: str, value: float | None, epochs: int) -> None:
         """The trial's summary.json says what it was in the study."""
@@ -364,9 +380,11 @@ def work(opts: TuneOptions, storage: Any, study: Any, said: Callable[[Any], None
     if opts.jobs > 1:
         _share_cores(opts.jobs)
     objective = Objective(opts, storage)
-    for number in reclaim(study, storage):
-        opts.log(f"trial {number} was interrupted: it runs again with the same values")
-    while _more(study, trials, deadline):
+    while True:
+        for number in reclaim(study, storage):  # a worker of this machine died: its trial runs again
+            opts.log(f"trial {number} was interrupted: it runs again with the same values")
+        if not _more(study, trials, deadline):
+            return
         study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         said(study.get_trials(deepcopy=False)[objective.number])
 

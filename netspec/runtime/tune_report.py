@@ -53,7 +53,8 @@ def trial_line(t: Any, metric: str) -> str:
     score = f"{metric} {number(value)}" if value is not None else state(t)
     if state(t) != "complete" and value is not None:
         score = f"{state(t)}, {score}"
-    took = f", {t.user_attrs.get('epochs', 0)} epochs in {t.user_attrs.get('seconds', 0):.1f} s"
+    epochs = t.user_attrs.get("epochs", 0)
+    took = f", {epochs} epoch{'s' * (epochs != 1)} in {t.user_attrs.get('seconds', 0):.1f} s"
     why = f"; {note(t)}" if note(t) and state(t) != "pruned" else ""  # a pruned trial's epochs are said
     return f"trial {t.number}: {score} ({params_text(t)}){took}{why}"
 
