@@ -64,7 +64,7 @@ def _program(path: Path) -> Any:
 def test_the_samples_are_the_first_batch_training_sees(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[torch.Tensor] = []
     step = loop._step
-    monkeypatch.setattr(loop, "_step", lambda exp, x, y: seen.append(x.clone()) or step(exp, x, y))
+    monkeypatch.setattr(loop, "_step", lambda exp, x, y, *rest: seen.append(x.clone()) or step(exp, x, y, *rest))
     loop.run(_program(spec), loop.RunOptions(quiet=True, device="cpu", spec_dir=spec.parent))
     samples = show.samples(_program(spec), None, spec.parent, 8, download=False)
     assert torch.equal(samples.x, seen[0])  # preprocessed and augmented, in the seeded order
