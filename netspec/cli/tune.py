@@ -149,7 +149,7 @@ def _again(args: argparse.Namespace, opts: Any) -> str:
 def _finish(args: argparse.Namespace, opts: Any, study: Any, code: int) -> int:
     from netspec.runtime.tune_report import report as study_report
 
-    summary = study_report(opts, study)
+    summary = study_report(opts, study, sys.stderr if args.format == "json" else sys.stdout)
     if args.format == "json":
         print(json.dumps(summary, indent=2))
     else:

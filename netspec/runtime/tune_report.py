@@ -98,7 +98,7 @@ def write_csv(path: Path, table: list[dict[str, Any]]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def print_table(table: list[dict[str, Any]], metric: str, best: Any) -> None:
+def print_table(table: list[dict[str, Any]], best: Any, stream: Any) -> None:
     """The trials as a rich table (plain text when not on a terminal), the best one starred."""
     from rich.console import Console
     from rich.table import Table
@@ -110,7 +110,7 @@ def print_table(table: list[dict[str, Any]], metric: str, best: Any) -> None:
     for r in table:
         mark = best is not None and r["trial"] == best.number
         t.add_row(*("" if r[k] is None else number(r[k]) for k in shown), style="bold" if mark else None)
-    Console(soft_wrap=False, width=max(120, Console().width)).print(t)
+    Console(file=stream, soft_wrap=False, width=max(120, Console(file=stream).width)).print(t)
 
 
 # --- plots -------------------------------------------------------------------------------------
@@ -167,11 +167,11 @@ def write_best(opts: TuneOptions, study: Any, best: Any) -> Path:
     return path
 
 
-def report(opts: TuneOptions, study: Any) -> dict[str, Any]:
-    """Everything the study leaves in `out`, and what to say about it."""
+def report(opts: TuneOptions, study: Any, stream: Any) -> dict[str, Any]:
+    """Everything the study leaves in `out` and the table of trials (on `stream`); what to say about it."""
     table = rows(study, opts)
     best = best_trial(study)
-    print_table(table, opts.settings.metric, best)
+    print_table(table, best, stream)
     write_csv(opts.out / "tune.csv", table)
     drawn = plots(opts.out, study)
     counts: dict[str, int] = {}
