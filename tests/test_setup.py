@@ -38,7 +38,7 @@ def test_a_fresh_clone_gets_a_venv_with_the_cpu_torch_first(tmp_path: Path, targ
     lines = _dry_run(tmp_path, target)
     venv = _index(lines, "-m venv .venv")
     torch = _index(lines, "pip install -q torch==2.13.0")
-    netspec = _index(lines, 'pip install -q -e ".[dev]"')
+    netspec = _index(lines, 'pip install -q -e ".[dev,all]"')
     assert venv < torch < netspec
     assert "--index-url" not in lines[torch]  # pip's own configuration: CI machines reach only PyPI and local wheels
     cpu = _dry_run(tmp_path, target, "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
