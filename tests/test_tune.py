@@ -154,7 +154,7 @@ def test_netspec_run_and_emit_use_the_defaults_and_say_so(capsys: pytest.Capture
     assert main(["check", str(TUNE_SPEC)]) == 0
     assert main(["summary", str(TUNE_SPEC)]) == 0
     out = capsys.readouterr().out
-    assert "dense" in out and "[64]" in out
+    assert "dense" in out and "[64]" in out and "  lr = loguniform(0.0001, 0.1), line 26: 0.0031622776601683794" in out
     assert main(["emit", str(TUNE_SPEC)]) == 0
     captured = capsys.readouterr()
     assert "nn.Linear(2, 64)" in captured.out

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netspec.ir import nodes as ir
-from netspec.registry.base import fmt_shape, numel
+from netspec.registry.base import fmt_shape, format_value, numel
 from netspec.registry.layers import Layer
 
 
@@ -64,12 +64,27 @@ def summary_json(program: ir.Program) -> dict[str, Any]:
             }
             for n in program.networks
         ],
+        "search": [
+            {"name": p.name, "line": p.span.line, "expression": p.distribution.text(), "default": p.default}
+            for p in program.search
+        ],
     }
 
 
 def summary_text(program: ir.Program) -> str:
     parts = roles(program)
-    return "\n\n".join([_table(n, parts.get(n.name)) for n in program.networks] + _trained_together(program))
+    tables = [_table(n, parts.get(n.name)) for n in program.networks]
+    return "\n\n".join(tables + _trained_together(program) + _searched(program))
+
+
+def _searched(program: ir.Program) -> list[str]:
+    """The search expressions, and the defaults the tables above are drawn at."""
+    if not program.search:
+        return []
+    lines = [
+        f"  {p.name} = {p.distribution.text()}, line {p.span.line}: {format_value(p.default)}" for p in program.search
+    ]
+    return ["Searched by `netspec tune` (shown at the defaults):\n" + "\n".join(lines)]
 
 
 def _trained_together(program: ir.Program) -> list[str]:
