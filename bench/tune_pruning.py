@@ -1,12 +1,14 @@
-"""Does pruning save time? The same study of specs/addition_tune.net, with and without its pruner.
+"""Does pruning save time? The same study of specs/addition_tune.net, with and without its pruner,
+with the random sampler and with TPE.
 
-Both studies draw with the same seeded TPE sampler and run the same number of trials; a pruned trial
-stops after an epoch whose validation MAE is worse than the median of the earlier trials at that
-epoch. Prints a markdown table: trials completed and pruned, epochs trained, wall time, the best
-validation MAE and the best trial's test MAE.
+Each pair of studies draws with the same seeded sampler and runs the same number of trials; a pruned
+trial stops after an epoch (from the third on) whose validation MAE is worse than the median of the
+finished trials at that epoch (`median(startup=5, warmup=2)`). Prints a markdown table: trials
+completed and pruned, epochs trained, wall time, the best validation MAE and the best trial's test
+MAE.
 
-    python bench/tune_pruning.py                 # 20 trials of 10 epochs each way
-    python bench/tune_pruning.py --trials 8 --epochs 4
+    python bench/tune_pruning.py                 # 20 trials of 10 epochs, 4 studies
+    python bench/tune_pruning.py --trials 8 --epochs 4 --samplers tpe
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "addition_tune.net"
 
 
-def study(out: Path, trials: int, epochs: int, pruner: str | None) -> dict[str, object]:
-    sets = [f"train.epochs={epochs}"] + ([] if pruner is None else [f"tune.pruner={pruner}"])
+def study(out: Path, trials: int, epochs: int, sampler: str, pruner: str | None) -> dict[str, object]:
+    sets = [f"train.epochs={epochs}", f"tune.sampler={sampler}(seed=0)"]
+    sets += [] if pruner is None else [f"tune.pruner={pruner}"]
     cmd = [sys.executable, "-m", "netspec", "tune", str(SPEC), "--out", str(out), "--trials", str(trials)]
     cmd += [w for s in sets for w in ("--set", s)] + ["--device", "cpu", "--format", "json"]
     start = time.perf_counter()
@@ -50,17 +53,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--samplers", nargs="+", default=["random", "tpe"], choices=["random", "tpe"])
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, pruner in (("none", "none"), ("median(startup=5, warmup=2)", None)):
-            rows.append((label, study(Path(tmp) / label.split("(")[0], args.trials, args.epochs, pruner)))
-    print(f"{args.trials} trials of up to {args.epochs} epochs, specs/addition_tune.net, TPE seed 0\n")
-    print("| pruner | complete | pruned | epochs trained | wall time | best val_mae | its test mae |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for label, r in rows:
+        for sampler in args.samplers:
+            for label, pruner in (("none", "none"), ("median", None)):
+                out = Path(tmp) / f"{sampler}-{label}"
+                rows.append((sampler, label, study(out, args.trials, args.epochs, sampler, pruner)))
+    print(f"{args.trials} trials of up to {args.epochs} epochs of specs/addition_tune.net, samplers seeded 0\n")
+    print("| sampler | pruner | complete | pruned | epochs trained | wall time | best val_mae | its test mae |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for sampler, label, r in rows:
         print(
-            f"| {label} | {r['complete']} | {r['pruned']} | {r['epochs']} | {r['seconds']:.0f} s "
+            f"| {sampler} | {label} | {r['complete']} | {r['pruned']} | {r['epochs']} | {r['seconds']:.0f} s "
             f"| {r['best']:.4f} | {r['test']:.4f} |"
         )
 
