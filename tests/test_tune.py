@@ -367,19 +367,22 @@ def postgres_bin() -> Path | None:
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A throwaway PostgreSQL server on a free port, run by the `postgres` user; its URL."""
     pg = postgres_bin()
-    if pg is None or shutil.which("runuser") is None:
+    as_root = os.geteuid() == 0  # PostgreSQL refuses to run as root: then as the `postgres` user
+    if pg is None or (as_root and shutil.which("runuser") is None):
         pytest.skip("needs PostgreSQL (Debian: apt-get install postgresql)")
     pytest.importorskip("psycopg2", reason="needs psycopg2-binary")
     root = Path("/tmp") / f"netspec-pg-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(mode=0o777)
-    shutil.chown(root, "postgres")
+    if as_root:
+        shutil.chown(root, "postgres")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
 
     def as_postgres(*cmd: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120)
+        user = ["runuser", "-u", "postgres", "--"] if as_root else []
+        subprocess.run([*user, *cmd], check=True, capture_output=True, timeout=120)
 
     as_postgres(str(pg / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
