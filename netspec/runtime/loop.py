@@ -363,33 +363,57 @@ def fit(
         interrupts.check()
         if train.steps and state.step >= train.steps:
             break
-        start = time.perf_counter()
-        steps = artifacts.StepLog(state, exp.optimizer)
-        try:
-            with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
-                train_loss = train_epoch(exp, g, state, steps.wrap(on_step))
-        except KeyboardInterrupt as e:  # raised between two steps: save the position in the epoch
-            if out is not None and state.batch and not getattr(e, "at_once", False):
-                artifacts.write_steps(out, steps.rows)
-                checkpoint.save(out, exp, state, g, exp.epoch_rng)
-            raise
-        state.epoch += 1
-        seconds = time.perf_counter() - start
-        row = exp.trainer.row(exp, state, train_loss, seconds, state.sums) if exp.trainer else None
-        row, state.sums = row or epoch_row(exp, state, train_loss, seconds), {}
-        _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
-        state.rows.append(row)
-        end_of_epoch(exp, state, row)
-        progress.summary(row)
-        if out is not None:
-            artifacts.write_steps(out, steps.rows)
-            checkpoint.save(out, exp, state, g, exp.epoch_rng)
-            artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
-            if exp.trainer:
-                exp.trainer.after_epoch(out, exp, state)
+        row = _epoch(exp, state, g, out, progress)
         if on_epoch is not None:
             on_epoch(row)
     return state
+
+
+def _epoch(
+    exp: Experiment, state: State, g: torch.Generator, out: Path | None, progress: console.Progress
+) -> dict[str, float]:
+    """One epoch: its steps, then its row, checked, recorded and saved."""
+    start = time.perf_counter()
+    steps = artifacts.StepLog(state, exp.optimizer)
+    train_loss = _steps(exp, state, g, out, progress, steps)
+    state.epoch += 1
+    seconds = time.perf_counter() - start
+    row = exp.trainer.row(exp, state, train_loss, seconds, state.sums) if exp.trainer else None
+    row, state.sums = row or epoch_row(exp, state, train_loss, seconds), {}
+    _check_finite(exp, state, row)  # a diverged epoch is not saved over the last good one
+    state.rows.append(row)
+    end_of_epoch(exp, state, row)
+    progress.summary(row)
+    if out is not None:
+        _save_epoch(out, exp, state, g, steps)
+    return row
+
+
+def _steps(
+    exp: Experiment,
+    state: State,
+    g: torch.Generator,
+    out: Path | None,
+    progress: console.Progress,
+    steps: artifacts.StepLog,
+) -> float:
+    """The epoch's training steps; stopped between two (Ctrl-C), the position in the epoch is saved."""
+    try:
+        with progress.epoch(state.epoch + 1, exp.epochs, len(exp.data.train), exp.steps_per_epoch) as on_step:
+            return train_epoch(exp, g, state, steps.wrap(on_step))
+    except KeyboardInterrupt as e:
+        if out is not None and state.batch and not getattr(e, "at_once", False):
+            artifacts.write_steps(out, steps.rows)
+            checkpoint.save(out, exp, state, g, exp.epoch_rng)
+        raise
+
+
+def _save_epoch(out: Path, exp: Experiment, state: State, g: torch.Generator, steps: artifacts.StepLog) -> None:
+    artifacts.write_steps(out, steps.rows)
+    checkpoint.save(out, exp, state, g, exp.epoch_rng)
+    artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
+    if exp.trainer:
+        exp.trainer.after_epoch(out, exp, state)
 
 
 def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
