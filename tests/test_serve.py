@@ -32,6 +32,7 @@ pytest.importorskip("multipart")
 httpx = pytest.importorskip("httpx")
 
 from netspec import cli  # noqa: E402
+from tests.test_sample import GAN  # noqa: E402  (the same tiny GAN that `netspec sample` is tested with)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = os.environ.get("NETSPEC_DATA")
@@ -85,39 +86,6 @@ train {{
 }}
 """
 COLUMNS = ["length", "width", "height", "weight"]
-
-GAN = """\
-version 1
-
-network G {{
-    input [4]
-    dense(32) -> relu
-    dense(36) -> tanh
-    reshape([1, 6, 6])
-}}
-
-network D {{
-    input [1, 6, 6]
-    flatten
-    dense(8) -> leaky_relu(0.2)
-    dense(1)
-}}
-
-dataset blobs {{
-    source npz("{data}")
-    normalize(0.5, 0.5)
-    batch 32
-}}
-
-train {{
-    generator G
-    discriminator D
-    loss gan_bce
-    optimizer adam(lr=2e-3, betas=[0.5, 0.999])
-    epochs 2
-    seed 1
-}}
-"""
 
 
 # --- the server as a subprocess -------------------------------------------------------------------
