@@ -14,11 +14,11 @@ import sys
 from typing import Sequence
 
 from netspec import __version__
-from netspec.cli import emit, export, front, sample, serve, train, tune
+from netspec.cli import compare, emit, export, front, graph, sample, serve, train, tune
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import WriteError
 
-GROUPS = (front, train, sample, emit, export, serve, tune)
+GROUPS = (front, train, sample, emit, export, serve, tune, graph, compare)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
