@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from netspec import compile_file, compile_text, load
 from netspec.cli import main
 from netspec.ir.nodes import Program
+from netspec.ir.pipeline import compile_file, compile_text, load  # the IR; netspec.load gives a Spec
 from netspec.tools.summary import summary_json, summary_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,12 +26,13 @@ def cmd_emit(args: argparse.Namespace) -> int:
     result = load_for_run(args)
     if result is None:
         return 1
-    from netspec.emit import EmitError, emit
+    from netspec.api import Spec
+    from netspec.emit import EmitError
 
     output = Path(args.output) if args.output else None
+    spec = Spec(result, args.effective, name=Path(args.file).stem)
     try:
-        name = output.name if output else None
-        script = emit(result.program, args.target, Path(args.file).stem, name, args.distributed)
+        script = spec.emit(args.target, script_name=output.name if output else None, distributed=args.distributed)
     except EmitError as e:
         print(f"{args.file}: error: {e}", file=sys.stderr)
         return 1

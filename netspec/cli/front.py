@@ -62,14 +62,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from netspec.tools import summary
+    from netspec.api import Spec
 
     result = compile_spec(args, args.file)
     if result.program is None or result.diagnostics:
         report([result], "text", sys.stderr)
     if result.program is None:
         return 1
-    print(summary.dumps(result.program) if args.format == "json" else summary.summary_text(result.program))
+    summary = Spec(result, args.effective).summary()  # what `spec.summary()` prints
+    print(json.dumps(summary.to_dict(), indent=2) if args.format == "json" else summary.text)
     return 0
 
 

@@ -97,15 +97,20 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.resume or args.out or fresh_run_dir(Path(args.file).stem))
     if args.nproc > 1:
         return _launch(args, result.program, out)
+    from netspec.api import Spec
+    from netspec.language.diagnostics import SpecError, render_all, use_color
     from netspec.runtime.datasets import DataError
     from netspec.runtime.distributed import PeerError
-    from netspec.runtime.loop import TrainingError, run
+    from netspec.runtime.loop import TrainingError
     from netspec.runtime.rundir import ResumeError
 
     options = run_options(args, out, result.text)
     options.sync_batchnorm = args.sync_batchnorm
-    try:
-        summary = run(result.program, options)
+    try:  # the API's `spec.run`, with the options of the command line
+        summary = Spec(result, options.overrides, options.spec_dir, options.spec_name).run(options=options).summary
+    except SpecError as e:  # data that does not fit the spec, pointed at its source
+        print(render_all(e.diagnostics, e.sources, use_color(sys.stderr)), file=sys.stderr)
+        return 1
     except DataError as e:
         return data_error(args, result, e)
     except ResumeError as e:

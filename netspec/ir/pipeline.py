@@ -80,7 +80,7 @@ def load(path: str, overrides: list[str] | tuple[str, ...] = (), options: CheckO
     """The checked IR of a spec file, or SpecError with its diagnostics."""
     result = compile_file(path, overrides, options)
     if result.program is None:
-        raise SpecError(result.diagnostics)
+        raise SpecError(result.diagnostics, {result.file: result.text})
     return result.program
 
 

@@ -36,11 +36,18 @@ class Diagnostic:
 
 
 class SpecError(Exception):
-    """Raised by the API (load, run, emit) when a spec has errors."""
+    """Raised by the API (`netspec.load`, `loads`, `Spec.run`) when a spec has errors.
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("\n".join(d.message for d in diagnostics))
+    `diagnostics` are the errors (and warnings) with their lines and columns; `str()` is exactly what
+    `netspec check` prints for them (uncoloured), and `_repr_html_` the same, escaped, for Jupyter."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str] | None = None) -> None:
+        self.diagnostics = list(diagnostics)
+        self.sources = dict(sources or {})  # file -> text, for the underlined source lines
+        super().__init__(render_all(self.diagnostics, self.sources))
+
+    def _repr_html_(self) -> str:
+        return render_html(self.diagnostics, self.sources)
 
 
 class UsageError(Exception):
@@ -154,6 +161,22 @@ def render_all(diags: list[Diagnostic], sources: dict[str, str], color: bool = F
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_html(diags: list[Diagnostic], sources: dict[str, str]) -> str:
+    """`render_all` for a notebook: the same text, HTML-escaped, in a <pre>, each diagnostic's first line
+    coloured by its severity."""
+    import html
+
+    colors = {"error": "#c62828", "warning": "#b26a00"}
+    blocks = []
+    for d in diags:
+        head, _, rest = render(d, "", False, sources.get(d.file, "").split("\n")).partition("\n")
+        styled = f'<span style="color:{colors[d.severity]};font-weight:bold">{html.escape(head)}</span>'
+        blocks.append(styled + ("\n" + html.escape(rest) if rest else ""))
+    errors = sum(d.severity == "error" for d in diags)
+    count = f"{_plural(errors, 'error')}, {_plural(len(diags) - errors, 'warning')}"
+    return '<pre class="netspec-diagnostics">' + "\n\n".join([*blocks, count]) + "</pre>"
 
 
 def to_json(diags: list[Diagnostic]) -> str:

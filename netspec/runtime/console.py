@@ -1,5 +1,10 @@
-"""What a run prints: a progress bar per epoch on a terminal, plain lines of the running loss
-otherwise (about every tenth of an epoch), and the per-epoch summary line."""
+"""What a run prints: a progress bar per epoch on a terminal and in a Jupyter notebook, plain lines of
+the running loss otherwise (about every tenth of an epoch), and the per-epoch summary line.
+
+The bar is rich's, in a notebook too: rich (already a dependency, unlike tqdm) detects Jupyter
+(`Console.is_jupyter`) and draws the same columns into an ipywidgets output that it updates in place,
+so a notebook shows one live bar, not a stream of terminal control codes, and the terminal and the
+notebook show the same thing."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ class Progress:
 
     def __init__(self, quiet: bool, log: Callable[[str], None], live: bool | None = None) -> None:
         self.quiet, self.log = quiet, log
-        self.live = not quiet and (sys.stdout.isatty() if live is None else live)
+        self.live = not quiet and (sys.stdout.isatty() or in_notebook() if live is None else live)
 
     @contextlib.contextmanager
     def epoch(self, epoch: int, epochs: int, samples: int, steps: int = 0) -> Iterator[Step]:
@@ -36,6 +41,15 @@ class Progress:
             return
         parts = [f"epoch {int(row['epoch'])}"] + [f"{k} {number(k, v)}" for k, v in row.items() if k != "epoch"]
         self.log("  ".join(parts))
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (rich's own test, so the bar goes where rich draws it)."""
+    if "IPython" not in sys.modules:  # no kernel without it: skip importing rich's console
+        return False
+    import rich
+
+    return bool(rich.get_console().is_jupyter)
 
 
 class _Running:

@@ -3,6 +3,7 @@ networks the train section trains are named by their part (the model, a GAN's ge
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,36 @@ def _table(net: ir.Network, role: str | None = None) -> str:
             f"Total params: {net.params:,} ({size:.2f} MiB as float32)",
             f"Activations per sample: {sum(numel(r.output_shape) for r in rows(net.steps) if r.leaf):,} values",
         ]
+    )
+
+
+def summary_html(program: ir.Program) -> str:
+    """The tables of `summary_text` as HTML, for Jupyter (`Summary._repr_html_`): every name escaped."""
+    parts = roles(program)
+    tables = [_html_table(n, parts.get(n.name)) for n in program.networks]
+    notes = [f"<p>{html.escape(note)}</p>" for note in _trained_together(program) + _searched(program)]
+    return '<div class="netspec-summary">' + "".join(tables + notes) + "</div>"
+
+
+def _html_table(net: ir.Network, role: str | None) -> str:
+    cells = "".join(_html_row(r) for r in rows(net.steps))
+    caption = f"network {net.name}{f', the {role}' if role else ''}: input {fmt_shape(net.input_shape)} "
+    caption += f"-> output {fmt_shape(net.output_shape)}"
+    total = f"Total params: {net.params:,} ({net.params * 4 / 2**20:.2f} MiB as float32)"
+    head = "<tr><th>Layer</th><th>Line</th><th>Output shape</th><th>Params</th></tr>"
+    return (
+        f"<table><caption style='text-align:left'><b>{html.escape(caption)}</b></caption>"
+        f"<thead>{head}</thead><tbody>{cells}</tbody>"
+        f"<tfoot><tr><td colspan='4' style='text-align:left'>{html.escape(total)}</td></tr></tfoot></table>"
+    )
+
+
+def _html_row(r: Row) -> str:
+    params = f"{r.params:,}" if r.leaf else f"({r.params:,})"
+    kind = f"{'&nbsp;' * 4 * r.depth}{html.escape(r.kind)}"
+    return (
+        f"<tr><td style='text-align:left'>{kind}</td><td>{r.line}</td>"
+        f"<td style='text-align:left'>{html.escape(fmt_shape(r.output_shape))}</td><td>{params}</td></tr>"
     )
 
 
