@@ -21,6 +21,8 @@ class TrainingTask(Op):
     unused: ClassVar[tuple[str, ...]] = ()  # train keys that mean nothing for it
     picture: ClassVar[str] = ""  # how its train section names its networks, for hints
     title: ClassVar[str] = ""  # what it trains, in words
+    # what passes between its networks, for `netspec graph`: (from key, to key, label); "data" is the dataset
+    flows: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
 
 TASKS: Registry[type[TrainingTask]] = Registry("task")
@@ -55,6 +57,7 @@ class Gan(TrainingTask):
     unused: ClassVar = ("model", "metrics", "early_stopping", "schedule", "precision", "compile")
     picture: ClassVar[str] = "`generator G` and `discriminator D` (that is `task gan`)"
     title: ClassVar[str] = "a GAN"
+    flows: ClassVar = (("generator", "discriminator", "fake samples"), ("data", "discriminator", "real samples"))
     samples_seed: ClassVar[int] = 1_000_003  # of the fixed noise behind the samples, apart from training's
 
     @property
