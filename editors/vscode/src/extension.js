@@ -1,9 +1,11 @@
-// netspec for VS Code: starts `netspec lsp` (stdio) and connects it to `.net` files.
-// Highlighting comes from syntaxes/netspec.tmLanguage.json and works without the server.
+// netspec for VS Code: starts `netspec lsp` (stdio) and connects it to `.net` files, and adds the
+// palette commands (src/commands.js). Highlighting comes from syntaxes/netspec.tmLanguage.json and
+// works without the server. `npm run build` bundles this file and its imports into dist/extension.js.
 "use strict";
 
 const vscode = require("vscode");
 const { LanguageClient } = require("vscode-languageclient/node");
+const commands = require("./commands");
 
 /** @type {LanguageClient | undefined} */
 let client;
@@ -35,14 +37,16 @@ async function start(context) {
   } catch (err) {
     const command = vscode.workspace.getConfiguration("netspec").get("server.command", "netspec");
     vscode.window.showErrorMessage(
-      `netspec: could not start \`${command} lsp\` (${err}). Install netspec with pygls ` +
-        "(pip install 'netspec[dev]' or pip install pygls) or set netspec.server.command.",
+      `netspec: could not start \`${command} lsp\` (${err}). Install netspec (pip install netspec) ` +
+        "or set netspec.server.command to it (or to a Python interpreter, with netspec.server.args " +
+        '["-m", "netspec", "lsp"]).',
     );
   }
   context.subscriptions.push({ dispose: () => client && client.stop() });
 }
 
 async function activate(context) {
+  commands.register(context);
   context.subscriptions.push(
     vscode.commands.registerCommand("netspec.restartServer", async () => {
       if (client) {
