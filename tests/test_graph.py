@@ -219,6 +219,13 @@ def test_long_floats_and_values_are_short_in_labels() -> None:
     assert "proj_init=0.007071" in text and "0.00707106" not in text
 
 
+def test_docs_show_the_current_diagrams_of_resnet_and_gan() -> None:
+    doc = (ROOT / "docs" / "graph.md").read_text(encoding="utf-8")
+    for spec in ("resnet_cifar", "gan"):
+        text = graph_mermaid.mermaid(diagram(program(ROOT / "specs" / f"{spec}.net")))
+        assert f"```mermaid\n{text}```" in doc, f"docs/graph.md has an old diagram of {spec}.net"
+
+
 # --- the command ------------------------------------------------------------------------------------
 
 
@@ -262,6 +269,11 @@ def test_svg_and_png_are_drawn_by_dot(tmp_path: Path, capsys: pytest.CaptureFixt
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     assert 400 < width < 1200 and 1000 < height < 3000  # a page, not a poster
     assert sorted(p.name for p in tmp_path.iterdir()) == ["NET.PNG", "net.svg"]  # no temporary left
+
+
+def test_overrides_are_drawn(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["graph", str(ROOT / "specs" / "resnet_cifar.net"), "--set", "width=16"], capsys)
+    assert code == 0 and "conv2d(16, kernel=3, stride=1, padding=1, bias=false)<br/>[16, 32, 32]" in out
 
 
 def test_only_one_network(capsys: pytest.CaptureFixture[str]) -> None:
