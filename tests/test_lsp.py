@@ -35,6 +35,7 @@ from netspec.language.syntax import KEYWORDS  # noqa: E402
 from netspec.registry import (  # noqa: E402
     ACTIVATIONS,
     LAYERS,
+    LOGGERS,
     LOSSES,
     METRICS,
     OPTIMIZERS,
@@ -997,7 +998,8 @@ def test_textmate_grammar_covers_keywords_and_every_layer() -> None:
         assert not highlighted(name + "x", "support.function"), name
     for name in ACTIVATIONS:
         assert highlighted(name, "support.function.activation"), name
-    for registry in (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS, TASKS, SEARCH, SAMPLERS, PRUNERS):
+    families = (LOSSES, OPTIMIZERS, SCHEDULES, METRICS, SOURCES, TRANSFORMS, TASKS, SEARCH, SAMPLERS, PRUNERS)
+    for registry in (*families, LOGGERS):
         for name in registry.names():
             assert highlighted(name, "support.function"), name
     assert highlighted("->", "keyword.operator.arrow")

@@ -353,12 +353,13 @@ def test_language_reference_is_fresh() -> None:
 
 
 def test_reference_covers_every_registry_entry() -> None:
-    from netspec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS
+    from netspec.registry import LAYERS, LOGGERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS
     from netspec.registry.search import PRUNERS, SAMPLERS, SEARCH
     from netspec.tools.docs import reference
 
     text = reference()
     families = (LAYERS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS, TRANSFORMS, SEARCH, SAMPLERS, PRUNERS)
+    families += (LOGGERS,)
     for registry in families:
         for name in registry.names():
             assert f"### `{name}`" in text
@@ -442,6 +443,9 @@ def test_registry_has_the_canonical_names() -> None:
     assert SEARCH.names() == ["uniform", "loguniform", "int_uniform", "choice"]
     assert SAMPLERS.names() == ["tpe", "random"]
     assert PRUNERS.names() == ["median", "hyperband"]
+    from netspec.registry import LOGGERS
+
+    assert LOGGERS.names() == ["csv", "tensorboard", "mlflow"]
 
 
 def test_a_closed_pipe_is_quiet() -> None:

@@ -80,6 +80,16 @@ def data_options(p: Any) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format of the result")
 
 
+def log_option(p: Any) -> None:
+    """--log: the run's loggers, as `--set train.log=...` (recorded with the run, so a resumed run keeps them)."""
+    p.add_argument(
+        "--log",
+        metavar="NAMES",
+        help="log the run to these loggers, in place of the spec's `log`: tensorboard, mlflow, csv "
+        "(csv alone: none but the run directory's files; docs/tracking.md)",
+    )
+
+
 def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", text, re.I)
     if not m:
@@ -127,6 +137,9 @@ def write_text(path: str, text: str) -> None:
 
 
 def load_for_run(args: argparse.Namespace) -> Any:
+    if getattr(args, "log", None):
+        args.overrides.append(f"train.log={args.log}")
+        args.log = None  # once: a data-parallel launch passes it on as the override
     result = compile_spec(args, args.file)
     if result.program is None:
         report([result], "text", sys.stderr)

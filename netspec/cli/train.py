@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netspec.cli.common import command, data_error, data_options, load_for_run, run_options, spec_options
+from netspec.cli.common import command, data_error, data_options, load_for_run, log_option, run_options, spec_options
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import WriteError
 
@@ -33,6 +33,7 @@ def _run_cmds(sub: Any) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in an --out DIR that holds an earlier run")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    log_option(p)
     p.add_argument(
         "--nproc",
         type=int,

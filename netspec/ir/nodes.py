@@ -15,6 +15,7 @@ from pydantic import Field
 from netspec.language.span import Node, Shape, Span
 from netspec.registry import (
     LAYERS,
+    LOGGERS,
     LOSSES,
     METRICS,
     OPTIMIZERS,
@@ -36,6 +37,7 @@ FORMAT_VERSION = 1
 
 if TYPE_CHECKING:  # the unions are built from the registry at run time; mypy sees the bases
     Step = Any
+    from netspec.registry import Logger as LoggerOp
     from netspec.registry import Loss as LossOp
     from netspec.registry import Metric as MetricOp
     from netspec.registry import Source as SourceOp
@@ -51,6 +53,7 @@ else:
     SourceOp, TransformOp = SOURCES.union(), TRANSFORMS.union()
     LossOp, OptimizerOp, ScheduleOp, MetricOp = LOSSES.union(), OPTIMIZERS.union(), SCHEDULES.union(), METRICS.union()
     SearchOp, SamplerOp, PrunerOp = SEARCH.union(), SAMPLERS.union(), PRUNERS.union()
+    LoggerOp = LOGGERS.union()
 
 
 class _Composite(Node):
@@ -154,6 +157,11 @@ class Train(Node):
         "fp32", description="auto: bf16 mixed precision where the device supports it"
     )
     compile: bool = Field(False, description="compile the model with torch.compile")
+    log: list[LoggerOp] = Field(
+        default_factory=list,
+        description="where the run is logged besides its run directory's CSV files: tensorboard, mlflow "
+        "(docs/tracking.md); `netspec run --log` replaces it",
+    )
 
     def trained(self) -> dict[str, str]:
         """The networks it trains, by the key that names them: {"model": "LeNet"}."""

@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 from netspec.ir.nodes import Dataset, Train, Tune
 from netspec.language.span import Node
 from netspec.registry import (
+    LOGGERS,
     LOSSES,
     METRICS,
     OPTIMIZERS,
@@ -211,6 +212,7 @@ SECTIONS: dict[str, SectionSchema] = {
             "schedule": How("one", SCHEDULES),
             "metrics": How("many", METRICS),
             "early_stopping": How("call", EarlyStopping),
+            "log": How("many", LOGGERS),
         },
         (Either("epochs", "steps", "`epochs 10`"),),
         "networks trained against each other share one: "

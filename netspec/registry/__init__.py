@@ -11,6 +11,7 @@ from netspec.registry.base import Op, Problem, Registry
 from netspec.registry.layers import LAYERS, Layer, TorchModule
 
 # isort: on
+from netspec.registry.loggers import LOGGERS, Logger
 from netspec.registry.losses import LOSSES, Loss
 from netspec.registry.metrics import METRICS, EarlyStopping, Metric
 from netspec.registry.optimizers import OPTIMIZERS, Optimizer
@@ -24,6 +25,7 @@ from netspec.registry.transforms import TRANSFORMS, Transform
 __all__ = [
     "ACTIVATIONS",
     "LAYERS",
+    "LOGGERS",
     "LOSSES",
     "METRICS",
     "OPTIMIZERS",
@@ -39,6 +41,7 @@ __all__ = [
     "EarlyStopping",
     "Embedding",
     "Layer",
+    "Logger",
     "Loss",
     "Metric",
     "Op",

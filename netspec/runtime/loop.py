@@ -22,7 +22,7 @@ import netspec
 from netspec.ir import nodes as ir
 from netspec.language.diagnostics import UsageError
 from netspec.registry.metrics import monitor_mode
-from netspec.runtime import adversarial, checkpoint, console, distributed, interrupts, resume
+from netspec.runtime import adversarial, checkpoint, console, distributed, interrupts, resume, tracking
 from netspec.runtime import rundir as artifacts
 from netspec.runtime.build import build_network, build_optimizer, scheduler_class
 from netspec.runtime.data_fit import DataMismatch
@@ -78,6 +78,7 @@ class Experiment:
     trainer: Any = None  # a task's own trainer (adversarial.GanTrainer); None: supervised training
     resume_rng: Any = None  # resumed in the middle of an epoch: its state after the permutation
     shard: Any = None  # distributed.Shard: this process's part of a data-parallel run; None: one process
+    tracker: tracking.Tracker = tracking.NO_TRACKER  # the loggers of `train { log ... }` (rank 0's)
 
 
 def available_devices() -> list[str]:
@@ -374,7 +375,7 @@ def _epoch(
 ) -> dict[str, float]:
     """One epoch: its steps, then its row, checked, recorded and saved."""
     start = time.perf_counter()
-    steps = artifacts.StepLog(state, exp.optimizer)
+    steps = artifacts.StepLog(state, exp.optimizer, exp.tracker.step)
     train_loss = _steps(exp, state, g, out, progress, steps)
     state.epoch += 1
     seconds = time.perf_counter() - start
@@ -414,6 +415,7 @@ def _save_epoch(out: Path, exp: Experiment, state: State, g: torch.Generator, st
     artifacts.plots(out, state.rows, None)  # after every epoch: an interrupted run has them too
     if exp.trainer:
         exp.trainer.after_epoch(out, exp, state)
+    exp.tracker.epoch(exp, state)  # once the epoch is saved: a resumed run does not log it again
 
 
 def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
@@ -421,6 +423,7 @@ def run(program: ir.Program, options: RunOptions) -> dict[str, Any]:
     train, dataset = program.train, program.dataset
     if train is None or dataset is None:
         raise DataError("the spec needs a `dataset` and a `train` section to run", None)
+    tracking.require(train.log)  # a logger's missing package, before anything is loaded
     with distributed.joined(pick_device(options.device or train.device)) as group:
         return _run(program, options, group)
 
@@ -448,7 +451,7 @@ def _run(program: ir.Program, options: RunOptions, group: distributed.Group) -> 
             artifacts.write_vocab(mine, exp.data.vocab)
             artifacts.write_interface(mine, exp.data)
         started = time.perf_counter()
-        with interrupts.deferred():
+        with interrupts.deferred(), tracking.session(mine, exp, state, options) as exp.tracker:
             state = fit(exp, state, g, mine, console.Progress(quiet, options.log), options.on_epoch)
             interrupts.check()
             return finish(mine, exp, state, time.perf_counter() - started, options)
@@ -471,6 +474,7 @@ def finish(out: Path | None, exp: Experiment, state: State, seconds: float, opti
             exp.trainer.finish(out, exp, state)
         drawn = (out / "curves.png").exists()  # after the last epoch, from the same rows
         artifacts.plots(out, state.rows, _test_plots(exp, predictions), curves=not drawn)
+        exp.tracker.finish(out, summary)
     return summary
 
 

@@ -20,7 +20,7 @@ from netspec.language.files import read_bounded, write_atomic
 
 SPEC, OVERRIDES, IR = "spec.net", "overrides.json", "spec.json"
 MAX_BYTES = 16 * 2**20
-MAY_CHANGE = {("train", "epochs"), ("train", "steps"), ("train", "device"), ("train", "compile")}
+MAY_CHANGE = {("train", "epochs"), ("train", "steps"), ("train", "device"), ("train", "compile"), ("train", "log")}
 
 
 class ResumeError(Exception):

@@ -124,8 +124,10 @@ def write_metrics(out: Path, rows: list[dict[str, float]]) -> None:
 class StepLog:
     """The training steps of one epoch, for steps.csv: step, epoch, loss, lr."""
 
-    def __init__(self, state: State, optimizer: torch.optim.Optimizer) -> None:
-        self.state, self.optimizer = state, optimizer
+    def __init__(
+        self, state: State, optimizer: torch.optim.Optimizer, listener: Callable[[dict[str, float]], None] | None = None
+    ) -> None:
+        self.state, self.optimizer, self.listener = state, optimizer, listener  # listener: sees each row (tracking)
         self.rows: list[dict[str, float]] = []
 
     def wrap(self, on_step: Callable[[int, float], None]) -> Callable[[int, float], None]:
@@ -134,6 +136,8 @@ class StepLog:
         def record(n: int, loss: float) -> None:
             lr = self.optimizer.param_groups[0]["lr"]
             self.rows.append({"step": self.state.step, "epoch": self.state.epoch + 1, "loss": loss, "lr": lr})
+            if self.listener is not None:
+                self.listener(self.rows[-1])
             on_step(n, loss)
 
         return record
