@@ -64,11 +64,14 @@ async function runNetspec(cli, args, options = {}) {
   } catch (err) {
     if (err && err.code === "ENOENT" && cli.command === "netspec") {
       const fallback = fallbackCommand();
+      let result;
       try {
-        return { ...(await run(fallback, args, options)), cli: fallback };
+        result = await run(fallback, args, options);
       } catch (_) {
         throw notFound(cli, err);
       }
+      if (/No module named netspec/.test(result.stderr)) throw notFound(cli, err);
+      return { ...result, cli: fallback };
     }
     throw notFound(cli, err);
   }
