@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 DATA_DIR ?=
 
-.PHONY: venv run test test-fast lint typecheck golden docs bench
+.PHONY: venv run test test-fast lint typecheck golden docs bench vsix
 
 venv: $(VENV)/.installed
 
@@ -53,3 +53,7 @@ docs: venv  ## regenerate the generated part of docs/language.md from the regist
 
 bench: venv
 	$(PY) bench/check_speed.py
+
+vsix:  ## package the VS Code extension: editors/vscode/netspec-0.1.0.vsix (Node.js 20+; npm reaches its registry)
+	@command -v npm >/dev/null || { echo "make vsix needs Node.js 20 or later and npm (nodejs.org)"; exit 2; }
+	cd editors/vscode && npm ci --no-audit --no-fund && npm run package
