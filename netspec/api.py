@@ -110,8 +110,9 @@ def _recorded(path: str) -> tuple[str, list[str], Path]:
 class Spec:
     """A checked spec: made by `load` and `loads` (the CLI makes one from its compile result).
 
-    `program` is the checked IR, `text` the source, `diagnostics` its warnings, `overrides` the
-    `--set` strings it was checked with."""
+    `program` is the checked IR (netspec.ir.nodes.Program), `file` and `text` its file name and
+    source, `name` its name in run directories and scripts, `diagnostics` its warnings, `overrides`
+    the `--set` strings it was checked with. In Jupyter it shows its summary."""
 
     def __init__(
         self, result: Result, overrides: Iterable[str] = (), spec_dir: Path | None = None, name: str | None = None
@@ -264,6 +265,7 @@ class Summary:
 
     @property
     def text(self) -> str:
+        """The tables as `netspec summary` prints them."""
         from netspec.tools.summary import summary_text
 
         return summary_text(self.program)
@@ -274,6 +276,7 @@ class Summary:
         return {n.name: n.params for n in self.program.networks}
 
     def to_dict(self) -> dict[str, Any]:
+        """What `netspec summary --format json` prints: per network its layers, shapes and parameters."""
         from netspec.tools.summary import summary_json
 
         return summary_json(self.program)

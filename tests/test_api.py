@@ -203,6 +203,19 @@ def test_the_run_directory_continues_from_the_api(tiny_run: Any) -> None:
     assert spec.name == tiny_run.dir.name
 
 
+def test_a_run_extended_from_the_api_equals_the_longer_run(tiny_run: Any, tmp_path: Path) -> None:
+    out = tmp_path / "short"
+    netspec.load(ADDITION, set={**TINY, "train.epochs": 1}).run(out=out, quiet=True)
+    longer = netspec.load(out, set={"train.epochs": 2}).run(resume=out, quiet=True)
+    assert longer.dir == out and len(longer.metrics) == 2
+    drop = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert drop(longer.metrics) == drop(tiny_run.metrics) and longer.test == tiny_run.test
+
+
+def test_the_api_reference_is_fresh() -> None:
+    assert cli.main(["docs", "--api", "--check", str(ROOT / "docs" / "api.md")]) == 0
+
+
 def test_result_renders_its_metrics_and_plots(tiny_run: Any) -> None:
     page = tiny_run._repr_html_()
     assert "curves.png" in page and "data:image/png;base64," in page and "mae" in page

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from netspec.cli.common import command, compile_options, compile_spec, parse_size, report, write_text
+from netspec.cli.common import EXAMPLES, command, compile_options, compile_spec, parse_size, report, write_text
 from netspec.language.diagnostics import UsageError
 
 
@@ -18,9 +18,11 @@ def add(sub: Any) -> None:
     _summary_cmd(sub)
     _fmt_cmd(sub)
     command(sub, "schema", "print the JSON Schema of the IR", cmd_schema)
-    docs = command(sub, "docs", "print or refresh the generated language reference", cmd_docs)
+    api = "\n  netspec docs --api --write docs/api.md  # refresh the Python API's page"
+    docs = command(sub, "docs", "print or refresh the generated language reference", cmd_docs, EXAMPLES["docs"] + api)
     docs.add_argument("--write", metavar="FILE", help="update the generated part of FILE in place")
     docs.add_argument("--check", metavar="FILE", help="exit 1 if the generated part of FILE is stale")
+    docs.add_argument("--api", action="store_true", help="the Python API's reference (docs/api.md), not the language's")
     _lsp_cmd(sub)
 
 
@@ -116,10 +118,21 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_docs(args: argparse.Namespace) -> int:
-    from netspec.language.files import read_bounded
+def _reference(api: bool) -> Any:
+    """The module that generates a reference: `reference()` and `update(text)`."""
+    if api:
+        from netspec import api_reference
+
+        return api_reference
     from netspec.tools import docs
 
+    return docs
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from netspec.language.files import read_bounded
+
+    docs = _reference(args.api)
     target = args.write or args.check
     if not target:
         sys.stdout.write(docs.reference())
@@ -131,7 +144,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
         raise UsageError(f"{target}: {e}") from e
     if args.check:
         if fresh != text:
-            print(f"{target} is stale; run `netspec docs --write {target}`", file=sys.stderr)
+            again = f"netspec docs{' --api' if args.api else ''} --write {target}"
+            print(f"{target} is stale; run `{again}`", file=sys.stderr)
             return 1
         return 0
     write_text(target, fresh)

@@ -30,6 +30,7 @@ class Diagnostic:
     origin: str | None = None  # source text when the span is not in `file` (a --set value)
 
     def to_json(self) -> dict[str, object]:
+        """As `netspec check --format json` writes it."""
         data = asdict(self)
         data.pop("origin")
         return data
