@@ -283,3 +283,12 @@ def test_check_imports_no_logger_package(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("[]")
+
+
+def test_an_emitted_script_says_that_it_writes_the_csv_files_only(tmp_path: Path, capsys: Any) -> None:
+    assert cli.main(["emit", spec_file(tmp_path, "log tensorboard, mlflow(every=5)")]) == 0
+    script = capsys.readouterr().out
+    assert "The spec logs to tensorboard, mlflow (`train { log ... }`)" in script
+    assert "`netspec run` does that logging" in script
+    assert cli.main(["emit", spec_file(tmp_path, "log csv")]) == 0
+    assert "The spec logs" not in capsys.readouterr().out

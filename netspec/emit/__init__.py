@@ -103,7 +103,10 @@ def emit(
     context = _context(program, spec, script or f"{spec}.py")
     if distributed:
         context.update(_distributed(program, context))
-    return environment(target).get_template("script.py.j2").render({"distributed": False, **context})
+    loggers = ", ".join(lg.kind_name() for lg in program.train.log if lg.writer)  # a note: the script logs to CSV
+    return (
+        environment(target).get_template("script.py.j2").render({"distributed": False, "loggers": loggers, **context})
+    )
 
 
 def _distributed(program: ir.Program, context: dict[str, Any]) -> dict[str, Any]:
