@@ -178,6 +178,40 @@ def test_metric_restricts_the_table_and_the_plot(runs: dict[str, Path], capsys: 
     assert json.loads(out)["plotted"] == ["val_loss", "val_mae"]
 
 
+def test_the_trials_of_a_study_compare(runs: dict[str, Path], capsys: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "search.net"
+    tune = "\ntune {\n    metric val_mae\n    trials 3\n    sampler random(seed=0)\n}\n"
+    spec.write_text(SPEC.replace("lr=0.05", "lr=loguniform(0.005, 0.1)") + tune)
+    out = tmp_path / "study"
+    assert cli.main(["tune", str(spec), "--out", str(out), "--set", "dataset.limit=128"]) == 0
+    capsys.readouterr()
+    trials = sorted(str(p) for p in out.glob("trial-*"))
+    code, text, err = run_compare(capsys, *trials, "--format", "json", "-o", str(tmp_path / "t.png"))
+    assert code == 0, err
+    body = json.loads(text)
+    assert [r["name"] for r in body["runs"]] == ["trial-000", "trial-001", "trial-002"]
+    assert set(body["spec"]) == {"train.optimizer.lr"}
+    csv_rows = (out / "tune.csv").read_text().splitlines()
+    assert len(csv_rows) == 4 and body["run"]["status"]["trial-000"] in ("complete", "pruned (epoch 1)")
+    code, _, err = run_compare(capsys, str(out))
+    assert code == 2 and f"it holds 3 run directories: netspec compare {out / 'trial-*'}" in err
+
+
+def test_a_pruned_trial_says_so(runs: dict[str, Path], capsys: Any, tmp_path: Path) -> None:
+    pruned = tmp_path / "trial-007"
+    shutil.copytree(runs["base"], pruned)
+    summary = {"spec": "adder-trial-007", "epochs": 1, "pruned": True, "tune": {"study": "adder", "state": "pruned"}}
+    (pruned / "summary.json").write_text(json.dumps(summary))
+    code, out, _ = run_compare(capsys, str(runs["base"]), str(pruned), "--no-plot")
+    assert code == 0
+    assert next(line for line in out.splitlines() if line.startswith("status")).split()[1:] == [
+        "complete",
+        "pruned",
+        "(epoch",
+        "1)",
+    ]
+
+
 # --- the picture ------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from netspec.runtime import compare
 
     if len(args.runs) < 2:
+        compare.read_runs(args.runs)  # a tune directory (not a run directory) says how to name its trials
         raise UsageError(f"compare needs at least two run directories, got one: {args.runs[0]}")
     if not args.no_plot:
         from netspec.runtime.compare_plot import check_path

@@ -323,9 +323,20 @@ def _facts(run: Run) -> dict[str, Any]:
 
 
 def _status(run: Run) -> str:
+    summary = run.summary or {}
     if not run.complete:
         return "incomplete"
-    return "stopped early" if (run.summary or {}).get("stopped_early") else "complete"
+    if summary.get("pruned"):  # a tune trial that the pruner stopped (runtime/tune.py)
+        return f"pruned (epoch {summary.get('epochs', '?')})"
+    return "stopped early" if summary.get("stopped_early") else "complete"
+
+
+def spec_name(run: Run) -> str | None:
+    """The spec a run trained, as its summary.json names it (a tune trial: its study)."""
+    summary = run.summary or {}
+    study = _dict(summary.get("tune")).get("study")
+    name = f"{study} (tune)" if study else summary.get("spec")
+    return str(name) if name else None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -399,10 +410,13 @@ def shared_metrics(runs: list[Run], wanted: set[str] | None = None) -> list[str]
 # --- the table as text, Markdown and JSON ----------------------------------------------------
 
 
-def cell(value: Any, metric: bool = False, width: int = 40) -> str:
-    """A value as the table shows it: metrics to 4 decimals, spec values as written, long ones cut."""
-    if isinstance(value, float) and metric and math.isfinite(value):
-        text = f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4g}"
+def cell(value: Any, digits: int = 0, width: int = 40) -> str:
+    """A value as the table shows it: metrics to 4 decimals (`digits` 4), spec values as written or
+    to `digits` significant digits, long ones cut."""
+    if isinstance(value, float) and digits and math.isfinite(value):
+        small = abs(value) < 1e-3 and value != 0
+        text = f"{value:.{digits}g}" if small or digits != 4 else f"{value:.4f}"
+        text = repr(value) if digits != 4 and len(repr(value)) <= 10 else text  # a spec's 0.0 stays 0.0
     elif isinstance(value, str):
         text = value
     elif value is None:
@@ -424,8 +438,16 @@ def best_of(values: list[Any], better: str | None) -> set[int]:
 
 
 def rows_of(section: Section) -> list[tuple[str, list[str], set[int]]]:
-    metric = bool(section.title.startswith("final"))
-    return [(k, [cell(v, metric) for v in vs], best_of(vs, section.better.get(k))) for k, vs in section.rows]
+    digits = 4 if section.title.startswith("final") else 6
+    return [(k, _cells(vs, digits), best_of(vs, section.better.get(k))) for k, vs in section.rows]
+
+
+def _cells(values: list[Any], digits: int) -> list[str]:
+    """A row's cells, short; but exact where the short ones would make different values look alike."""
+    short = [cell(v, digits) for v in values]
+    if len(set(short)) < len({json.dumps(v) for v in values}):
+        return [cell(v) for v in values]
+    return short
 
 
 def text_table(result: Comparison) -> str:
@@ -469,8 +491,8 @@ def markdown_table(result: Comparison) -> str:
         if not section.rows:
             lines.append("| " + _empty(section, result).strip() + " |" + " |" * len(names))
         parts.append("\n".join(lines))
-    notes = _footer(result).replace("* best", "**bold**: the best").replace("\n", "\n\n")
-    return "\n\n".join(parts) + "\n" + notes + "\n"
+    notes = _footer(result).replace("* best", "**bold**: the best").strip("\n").split("\n")
+    return "\n\n".join(parts + [n for n in notes if n]) + "\n"
 
 
 def _md(text: str) -> str:
@@ -484,7 +506,7 @@ def json_report(result: Comparison, plot: str | None) -> str:
         "runs": [{"name": r.name, "path": str(r.path), "complete": r.complete} for r in result.runs],
     }
     for key, section in zip(("spec", "run", "metrics"), result.sections):
-        body[key] = {k: dict(zip(names, vs)) for k, vs in section.rows}
+        body[key] = {k: {n: v for n, v in zip(names, vs) if v is not MISSING} for k, vs in section.rows}
     metrics = result.sections[2]
     body["best"] = {k: [names[i] for i in sorted(best_of(vs, metrics.better.get(k)))] for k, vs in metrics.rows}
     body |= {"equal_spec_values": result.equal, "plotted": result.metrics, "plot": plot}

@@ -10,7 +10,7 @@ from typing import Any
 
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import write_atomic
-from netspec.runtime.compare import Run, direction
+from netspec.runtime.compare import Run, direction, spec_name
 
 FORMATS = (".png", ".svg", ".pdf")
 NOTES = {"lr": "learning rate", "seconds": "per epoch"}
@@ -102,7 +102,7 @@ def _scale(ax: Any, metric: str, values: list[float]) -> None:
 
 
 def _title(runs: list[Run]) -> str:
-    specs = list(dict.fromkeys(str(run.summary["spec"]) for run in runs if run.summary and run.summary.get("spec")))
+    specs = [name for name in dict.fromkeys(spec_name(run) for run in runs) if name]
     incomplete = sum(not run.complete for run in runs)
     note = f"; {incomplete} incomplete (dashed)" if incomplete else ""
     what = (" of " + ", ".join(specs) if len(specs) <= 3 else f" of {len(specs)} specs") if specs else ""
