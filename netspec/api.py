@@ -140,7 +140,8 @@ class Spec:
     def build(self, network: str | None = None) -> nn.Module:
         """A network as a plain `torch.nn.Module` mapping [batch, *input] to [batch, *output], with the
         parameter names of a run's `model.safetensors`, so `model.load_state_dict(load_file(...))` loads
-        trained weights. `network` defaults to the model the train section trains, else the only network.
+        trained weights (a GAN's run writes generator.safetensors and discriminator.safetensors, one per
+        network). `network` defaults to the model the train section trains, else the only network.
         The weights are torch's fresh initialisation (seed torch yourself for a repeatable one)."""
         from netspec.runtime.build import build_network
 
