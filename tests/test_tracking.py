@@ -238,6 +238,22 @@ def test_a_finished_run_continued_with_more_epochs_logs_only_the_new_ones(tmp_pa
     assert history(client, run_id, "step/loss") == list(range(5, 9))
 
 
+def test_only_rank_0_of_a_data_parallel_run_logs(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    client = mlflow_client(tmp_path)
+    out = tmp_path / "r"
+    command = [sys.executable, "-m", "netspec", "run", spec_file(tmp_path), "--set", LIMIT, "--nproc", "2"]
+    command += ["--log", "tensorboard,mlflow", "--out", str(out), "--device", "cpu", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(list((out / "tensorboard").iterdir())) == 1  # one event file: one writer
+    assert scalar_steps(events(out / "tensorboard"), "step/loss") == list(range(1, 13))
+    (found,) = client.search_runs([client.get_experiment_by_name("adder").experiment_id])
+    assert found.info.status == "FINISHED" and history(client, found.info.run_id, "step/loss") == list(range(1, 13))
+
+
 # --- what goes wrong -----------------------------------------------------------------------------
 
 
