@@ -31,7 +31,8 @@ def params(program: Any) -> dict[str, Any]:
     plain = program.model_dump(mode="json", exclude={"train": {"log"}})
     out: dict[str, Any] = {}
     for section in ("constants", "dataset", "train", "tune"):
-        _flatten(plain.get(section), section, out)
+        values = plain.get(section) or {}
+        _flatten({k: v for k, v in values.items() if (k, section) != ("kind", values.get("kind"))}, section, out)
     for net in plain.get("networks", []):
         out[f"networks.{net['name']}.params"] = net["params"]
     return out
