@@ -212,6 +212,19 @@ def test_a_pruned_trial_says_so(runs: dict[str, Path], capsys: Any, tmp_path: Pa
     ]
 
 
+def test_a_diverged_run_compares_with_nan(runs: dict[str, Path], capsys: Any, tmp_path: Path) -> None:
+    diverged = tmp_path / "diverged"
+    shutil.copytree(runs["base"], diverged)
+    columns = (runs["base"] / "metrics.csv").read_text().splitlines()[0]
+    cells = ["1"] + ["nan" if c == "train_loss" else "inf" for c in columns.split(",")[1:]]
+    (diverged / "metrics.csv").write_text(columns + "\n" + ",".join(cells) + "\n")
+    code, out, _ = run_compare(capsys, str(runs["base"]), str(diverged), "-o", str(tmp_path / "d.png"))
+    assert code == 0
+    assert next(line for line in out.splitlines() if line.startswith("train_loss")).split()[2] == "nan"
+    code, out, _ = run_compare(capsys, str(runs["base"]), str(diverged), "--format", "json", "--no-plot")
+    assert json.loads(out)["metrics"]["val_loss"]["diverged"] == "inf"
+
+
 # --- the picture ------------------------------------------------------------------------------
 
 

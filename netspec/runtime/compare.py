@@ -419,6 +419,8 @@ def cell(value: Any, digits: int = 0, width: int = 40) -> str:
         text = repr(value) if digits != 4 and len(repr(value)) <= 10 else text  # a spec's 0.0 stays 0.0
     elif isinstance(value, str):
         text = value
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = str(value)  # nan, inf: a diverged run
     elif value is None:
         text = "none"
     else:
@@ -444,10 +446,12 @@ def rows_of(section: Section) -> list[tuple[str, list[str], set[int]]]:
 
 def _cells(values: list[Any], digits: int) -> list[str]:
     """A row's cells, short; but exact where the short ones would make different values look alike."""
-    short = [cell(v, digits) for v in values]
-    if len(set(short)) < len({json.dumps(v) for v in values}):
-        return [cell(v) for v in values]
-    return short
+    distinct = len({json.dumps(v) for v in values})
+    for shown in (digits, 8):
+        short = [cell(v, shown) for v in values]
+        if len(set(short)) == distinct:
+            return short
+    return [cell(v) for v in values]
 
 
 def text_table(result: Comparison) -> str:
@@ -474,7 +478,7 @@ def _empty(section: Section, result: Comparison) -> str:
 
 def _footer(result: Comparison) -> str:
     notes = ["* best of the row"] if any(s.better for s in result.sections) else []
-    if result.equal and result.sections[0].title != "spec":
+    if result.equal and result.sections[0].title != "spec" and result.sections[0].rows:
         notes.append(f"{result.equal} spec values are the same in every run (--all shows them)")
     return "".join(f"\n{n}" for n in notes)
 
