@@ -254,7 +254,22 @@ def test_only_rank_0_of_a_data_parallel_run_logs(tmp_path: Path) -> None:
     assert found.info.status == "FINISHED" and history(client, found.info.run_id, "step/loss") == list(range(1, 13))
 
 
-# --- what goes wrong -----------------------------------------------------------------------------
+# --- what goes wrong
+
+
+def test_a_run_that_diverges_ends_its_mlflow_run_failed(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    client = mlflow_client(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "r"
+    diverging = ["--set", "train.optimizer=sgd(lr=1e30)", "--log", "mlflow", "--out", str(out)]
+    assert run(spec_file(tmp_path), "--set", LIMIT, *diverging) == 1
+    assert "training stopped: the loss became" in capsys.readouterr().err
+    run_id = json.loads((out / "mlflow.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "FAILED"
+    assert history(
+        client, run_id, "step/loss"
+    )  # the steps before it diverged -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("package", ["tensorboard", "mlflow"])
