@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as hs
 
 from netspec.cli import main
@@ -341,11 +341,13 @@ def test_the_command_never_imports_torch(tmp_path: Path) -> None:
 
 RESERVED_NAMES = set(KEYWORDS) | set(LAYERS.names())
 names = hs.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True).filter(lambda n: n not in RESERVED_NAMES)
-strings = hs.text(hs.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+strings = hs.text(hs.characters(codec="utf-8"), max_size=30)  # any character but lone surrogates
+EXAMPLES = int(os.environ.get("NETSPEC_FUZZ_EXAMPLES", "60"))  # as tests/test_fuzz.py: raise it for a long hunt
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=names, block=names, param=names, value=strings, data=names)
+@example(net="end", block="subgraph", param="graph", value='\\N \\G \\\\ "]>) end #quot; &amp; <b>x</b>', data="style")
 def test_no_name_or_string_in_a_spec_breaks_the_mermaid_or_the_dot(
     net: str, block: str, param: str, value: str, data: str
 ) -> None:
@@ -356,9 +358,10 @@ def test_no_name_or_string_in_a_spec_breaks_the_mermaid_or_the_dot(
         f"dataset {data} {{\n    source arithmetic(samples=100)\n}}\n"
         f"train {{\n    model {net}\n    loss mse\n    optimizer adam\n    epochs 1\n}}\n"
     )
-    result = compile_text(text, "t.net")
-    assume(result.program is not None)
-    d = diagram(result.program)
+    prog = compile_text(text, "t.net").program
+    assume(prog is not None)  # a name the spec cannot use there (a source's, a loss's) is an error
+    assert prog is not None
+    d = diagram(prog)
     seen = check_mermaid(graph_mermaid.mermaid(d))
     shown = [unescape(label) for label in seen["labels"]]
     assert f"network {net} · 3 params" in shown

@@ -33,6 +33,7 @@ EDGES = {
     "skip": ' [style=dashed, weight=0, color="#5f9e63", fontcolor="#5f9e63", tailport=e, headport=e]',
     "between": ' [style=bold, color="#8a5bb5", fontcolor="#8a5bb5"]',
 }
+ESCAPES = {ch: f"&#{ord(ch)};" for ch in "&<>\"'[]{}|"} | {"\\": "\\\\"}
 HEADER = [
     "digraph netspec {",
     f'    graph [rankdir=TB, fontname="{FONT}", fontsize=12, nodesep=0.3, ranksep=0.22, newrank=true,'
@@ -43,8 +44,9 @@ HEADER = [
 
 
 def escape(text: str) -> str:
-    """Text for an HTML-like label: markup characters as entities, control characters as spaces."""
-    return "".join(f"&#{ord(ch)};" if ch in "&<>\"'[]{}|\\" else ch for ch in printable(text))
+    """Text for an HTML-like label: markup characters as entities, control characters as spaces, and a
+    backslash doubled (dot reads `\\N`, `\\G`, `\\\\` in labels as escapes, entities included)."""
+    return "".join(ESCAPES.get(ch) or ch for ch in printable(text))
 
 
 def box_label(box: Box) -> str:
