@@ -168,7 +168,8 @@ def _graph_input(exp: Any, x: torch.Tensor | None) -> tuple[Any, Any]:
     model = getattr(model, "_orig_mod", model)  # under torch.compile
     if exp.trainer:
         trainer = exp.trainer
-        return model["generator"], trainer.noise(2, trainer.latent, exp.device)
+        noise = trainer.noise(2, trainer.latent, torch.device("cpu"))  # the CPU's generator: forked around this
+        return model["generator"], noise.to(exp.device)
     return (model, x) if x is not None else (None, None)
 
 
