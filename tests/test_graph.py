@@ -241,6 +241,7 @@ def test_without_output_it_prints_mermaid(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0 and err == ""
     check_mermaid(out)
     assert "conv2d(20, kernel=5)<br/>[20, 24, 24]" in out
+    assert "==>" not in out and ":::data" not in out  # one network: nothing passes between networks
 
 
 def test_markdown_has_a_mermaid_block(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
