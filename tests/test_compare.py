@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +172,7 @@ def test_metric_restricts_the_table_and_the_plot(runs: dict[str, Path], capsys: 
     assert code == 0
     body = json.loads(out)
     assert set(body["metrics"]) == {"val_mae", "test_mae"}
-    assert body["plotted"] == ["val_mae"]
+    assert body["plotted"] == ["val_mae", "test_mae"]
     code, out, _ = run_compare(
         capsys, *args[:2], "--metric", "val_loss", "--metric", "val_mae", "--format", "json", "--no-plot"
     )
@@ -225,6 +227,17 @@ def test_a_diverged_run_compares_with_nan(runs: dict[str, Path], capsys: Any, tm
     assert json.loads(out)["metrics"]["val_loss"]["diverged"] == "inf"
 
 
+def test_the_table_needs_neither_torch_nor_matplotlib(runs: dict[str, Path]) -> None:
+    code = (
+        "import sys; from netspec.cli import main; "
+        f"assert main(['compare', {str(runs['base'])!r}, {str(runs['seeded'])!r}, '--no-plot']) == 0; "
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "train.seed" in done.stdout
+
+
 # --- the picture ------------------------------------------------------------------------------
 
 
@@ -235,18 +248,26 @@ def test_the_figure_has_a_panel_per_shared_metric_and_a_line_per_run(runs: dict[
     loaded = compare.read_runs([str(runs["base"]), str(runs["seeded"]), str(runs["cut"])])
     result = compare.compare(loaded)
     assert result.metrics == ["train_loss", "val_loss", "val_mae", "lr", "seconds"]
-    fig = draw(result.runs, result.metrics)
+    assert result.tests == ["loss", "mae"]  # of the two finished runs
+    fig = draw(result.runs, result.metrics, result.tests)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels][:3] == [
         "train_loss (lower is better)",
         "val_loss (lower is better)",
         "val_mae (lower is better)",
     ]
-    assert len(panels) == 5
-    for ax in panels:
+    assert len(panels) == 6
+    for ax in panels[:5]:
         lines = ax.get_lines()
         assert len(lines) == 3
         assert [len(line.get_xdata()) for line in lines] == [2, 3, 2]  # epochs of each run
+    bars = panels[5]
+    assert bars.get_title() == "test (summary.json)"
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["loss", "mae"]
+    heights = [[p.get_height() for p in c.patches] for c in bars.containers]
+    summary = json.loads((runs["seeded"] / "summary.json").read_text())
+    assert heights[1] == pytest.approx([summary["test"]["loss"], summary["test"]["mae"]])
+    assert all(h != h for h in heights[2])  # the interrupted run: no test, no bar (nan)
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["base", "seeded", "cut (incomplete)"]
     assert legend.get_title().get_text() == "3 runs of adder; 1 incomplete (dashed)"
@@ -255,7 +276,7 @@ def test_the_figure_has_a_panel_per_shared_metric_and_a_line_per_run(runs: dict[
 def test_the_png_is_written_whole(runs: dict[str, Path], capsys: Any, tmp_path: Path) -> None:
     png = tmp_path / "out.png"
     code, _, err = run_compare(capsys, str(runs["base"]), str(runs["seeded"]), "-o", str(png))
-    assert code == 0 and f"wrote {png} (5 metrics, 2 runs)" in err
+    assert code == 0 and f"wrote {png} (6 panels, 2 runs)" in err
     width, height = png_size(png)
     assert width > 800 and height > 500
     assert not [p for p in tmp_path.iterdir() if p.name != "out.png"]  # no temporary file left

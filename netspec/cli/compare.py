@@ -62,11 +62,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _plot(result: Any, path: str) -> str | None:
     """Draw the shared curves into `path`; a note on stderr when there are none to draw."""
-    if not result.metrics:
-        print("netspec: note: the runs share no metric of metrics.csv: no plot", file=sys.stderr)
+    if not result.metrics and not result.tests:
+        print("netspec: note: the runs share no metric (of metrics.csv or the test): no plot", file=sys.stderr)
         return None
     from netspec.runtime.compare_plot import draw, save
 
-    save(draw(result.runs, result.metrics), path)
-    print(f"netspec: wrote {path} ({len(result.metrics)} metrics, {len(result.runs)} runs)", file=sys.stderr)
+    fig = draw(result.runs, result.metrics, result.tests)
+    save(fig, path)
+    count = len(result.metrics) + bool(result.tests)
+    print(f"netspec: wrote {path} ({count} panels, {len(result.runs)} runs)", file=sys.stderr)
     return path

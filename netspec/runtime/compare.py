@@ -284,7 +284,8 @@ class Section:
 class Comparison:
     runs: list[Run]
     sections: list[Section]
-    metrics: list[str]  # the metrics.csv columns every run has (what the plot draws)
+    metrics: list[str]  # the metrics.csv columns every run has (what the plot draws as curves)
+    tests: list[str] = field(default_factory=list)  # the test metrics every finished run has (bars)
     equal: int = 0  # spec values left out because they are the same in every run
 
 
@@ -298,7 +299,8 @@ def compare(runs: list[Run], everything: bool = False, metrics: list[str] | None
     spec = Section("spec" if everything else "spec (only the values that differ)", [])
     spec.rows = collapse(paths, flats)
     wanted = select_metrics(runs, metrics)
-    result = Comparison(runs, [spec, _run_section(runs), _metric_section(runs, wanted)], shared_metrics(runs, wanted))
+    sections = [spec, _run_section(runs), _metric_section(runs, wanted)]
+    result = Comparison(runs, sections, shared_metrics(runs, wanted), shared_tests(runs, wanted))
     result.equal = len(set().union(*flats)) - len(paths)
     return result
 
@@ -347,8 +349,7 @@ def final_metrics(run: Run) -> dict[str, float]:
     """The last epoch's row of metrics.csv (but its epoch) and the test metrics of summary.json."""
     last = dict(run.rows[-1]) if run.rows else {}
     last.pop("epoch", None)
-    test = _dict((run.summary or {}).get("test"))
-    return last | {f"test_{k}": v for k, v in test.items() if isinstance(v, (int, float))}
+    return last | {f"test_{k}": v for k, v in test_metrics(run).items()}
 
 
 def _metric_section(runs: list[Run], wanted: set[str] | None) -> Section:
@@ -405,6 +406,26 @@ def shared_metrics(runs: list[Run], wanted: set[str] | None = None) -> list[str]
         return []
     shared = [k for k in columns[0] if k != "epoch" and all(k in c for c in columns[1:])]
     return [k for k in shared if wanted is None or k in wanted]
+
+
+def test_metrics(run: Run) -> dict[str, float]:
+    """The test metrics of a finished run's summary.json: `loss`, `accuracy`, ..."""
+    test = _dict((run.summary or {}).get("test"))
+    return {k: float(v) for k, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def shared_tests(runs: list[Run], wanted: set[str] | None = None) -> list[str]:
+    """The test metrics that every run with test metrics has (`loss`, `accuracy`: test_loss, ...)."""
+    tests = [test_metrics(run) for run in runs if test_metrics(run)]
+    if not tests:
+        return []
+    shared = [k for k in tests[0] if all(k in t for t in tests[1:])]
+    return [k for k in shared if wanted is None or f"test_{k}" in wanted]
+
+
+def panels(result: Comparison) -> list[str]:
+    """What the picture shows: each shared metrics.csv column, then the test metrics (`test_*`)."""
+    return result.metrics + [f"test_{k}" for k in result.tests]
 
 
 # --- the table as text, Markdown and JSON ----------------------------------------------------
@@ -513,7 +534,7 @@ def json_report(result: Comparison, plot: str | None) -> str:
         body[key] = {k: {n: v for n, v in zip(names, vs) if v is not MISSING} for k, vs in section.rows}
     metrics = result.sections[2]
     body["best"] = {k: [names[i] for i in sorted(best_of(vs, metrics.better.get(k)))] for k, vs in metrics.rows}
-    body |= {"equal_spec_values": result.equal, "plotted": result.metrics, "plot": plot}
+    body |= {"equal_spec_values": result.equal, "plotted": panels(result), "plot": plot}
     return json.dumps(_finite(body), indent=1, ensure_ascii=False, allow_nan=False, default=str)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from netspec.language.diagnostics import UsageError
 from netspec.language.files import write_atomic
-from netspec.runtime.compare import Run, direction, spec_name
+from netspec.runtime.compare import Run, direction, spec_name, test_metrics
 
 FORMATS = (".png", ".svg", ".pdf")
 NOTES = {"lr": "learning rate", "seconds": "per epoch"}
@@ -22,20 +22,26 @@ def check_path(path: str) -> None:
         raise UsageError(f"cannot write the plot as {path}: use a name ending in " + ", ".join(FORMATS))
 
 
-def draw(runs: list[Run], metrics: list[str]) -> Any:
-    """The figure: a panel per metric, a line per run, one legend below them all."""
+def draw(runs: list[Run], metrics: list[str], tests: list[str] | None = None) -> Any:
+    """The figure: a panel per metric, a line per run, then the test metrics as bars side by side
+    (`tests`: `loss`, `accuracy`, ...); one legend above them all."""
     plt = _pyplot()
-    cols = columns(len(metrics))
-    rows = -(-len(metrics) // cols)
+    count = len(metrics) + bool(tests)
+    cols = columns(count)
+    rows = -(-count // cols)
     legend_rows = -(-len(runs) // 4)
     size = (4.3 * cols, 3.1 * rows + 0.45 + 0.22 * legend_rows)
     fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
     colors = _colors(plt, len(runs))
     for ax, metric in zip(axes.flat, metrics):
         _panel(ax, runs, metric, colors)
-    for ax in list(axes.flat)[len(metrics) :]:
+    if tests:
+        _bars(axes.flat[len(metrics)], runs, tests, colors)
+    for ax in list(axes.flat)[count:]:
         ax.set_visible(False)
-    handles = axes.flat[0].get_lines()
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors]
     names = [run.label for run in runs]
     fig.legend(handles, names, loc="outside upper center", ncol=min(4, len(runs)), frameon=False, title=_title(runs))
     return fig
@@ -89,6 +95,25 @@ def _panel(ax: Any, runs: list[Run], metric: str, colors: list[Any]) -> None:
     ax.grid(alpha=0.3)
     ax.xaxis.get_major_locator().set_params(integer=True)
     _scale(ax, metric, values)
+
+
+def _bars(ax: Any, runs: list[Run], tests: list[str], colors: list[Any]) -> None:
+    """The test metrics of summary.json, a group of bars per metric, a bar per run (none for a run
+    without them), each labelled with its value while there are few."""
+    width = 0.8 / len(runs)
+    top = bottom = 0.0
+    for i, (run, color) in enumerate(zip(runs, colors)):
+        values = [test_metrics(run).get(k, math.nan) for k in tests]
+        xs = [j - 0.4 + width * (i + 0.5) for j in range(len(tests))]
+        bars = ax.bar(xs, values, width, color=color)
+        if len(runs) * len(tests) <= 16:
+            ax.bar_label(bars, fmt="%.4g", fontsize=7, rotation=90, padding=2)
+        top = max([top, *(v for v in values if math.isfinite(v))])
+        bottom = min([bottom, *(v for v in values if math.isfinite(v))])  # an r2 below 0
+    ax.set_xticks(range(len(tests)), tests, rotation=30 if len(tests) > 4 else 0)
+    ax.set_ylim(bottom * 1.25, top * 1.25 or 1)
+    ax.set_title("test (summary.json)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _scale(ax: Any, metric: str, values: list[float]) -> None:
