@@ -270,6 +270,7 @@ def test_the_figure_has_a_panel_per_shared_metric_and_a_line_per_run(runs: dict[
     assert all(h != h for h in heights[2])  # the interrupted run: no test, no bar (nan)
     legend = fig.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["base", "seeded", "cut (incomplete)"]
+    assert [h.get_linestyle() for h in legend.legend_handles] == ["-", "-", "--"]
     assert legend.get_title().get_text() == "3 runs of adder; 1 incomplete (dashed)"
 
 

@@ -41,7 +41,10 @@ def draw(runs: list[Run], metrics: list[str], tests: list[str] | None = None) ->
         ax.set_visible(False)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=c, marker="o", markersize=3) for c in colors]
+    handles = [
+        Line2D([], [], color=c, marker="o", markersize=3, linestyle="-" if run.complete else "--")
+        for run, c in zip(runs, colors)
+    ]
     names = [run.label for run in runs]
     fig.legend(handles, names, loc="outside upper center", ncol=min(4, len(runs)), frameon=False, title=_title(runs))
     return fig
