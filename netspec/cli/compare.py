@@ -11,7 +11,7 @@ from netspec.cli.common import command
 
 EXAMPLES = (
     "netspec compare runs/mnist-a runs/mnist-b            # a table, and compare.png\n"
-    "  netspec compare runs/lenet-tune/trial-*             # the trials of a study\n"
+    "  netspec compare runs/addition_tune-tune/trial-*     # the trials of a study (netspec tune)\n"
     "  netspec compare runs/a runs/b --metric accuracy -o acc.png\n"
     "  netspec compare runs/a runs/b --format markdown --no-plot   # a table to paste into a pull request\n"
     "  netspec compare runs/a runs/b --all                 # every spec value, not only those that differ"
