@@ -1025,9 +1025,11 @@ def test_vscode_extension_manifest() -> None:
     assert language["id"] == "netspec" and language["extensions"] == [".net"]
     (grammar,) = package["contributes"]["grammars"]
     assert (VSCODE / grammar["path"]).is_file() and grammar["scopeName"] == "source.netspec"
-    assert (VSCODE / package["main"]).is_file() and "vscode-languageclient" in package["dependencies"]
+    # the client is bundled by esbuild (`npm run build`) from src/ into `main`: nothing ships in node_modules
+    assert package["main"] == "./dist/extension.js" and "src/extension.js" in package["scripts"]["build"]
+    assert "vscode-languageclient" in package["devDependencies"] and not package.get("dependencies")
     config = json.loads((VSCODE / language["configuration"]).read_text(encoding="utf-8"))
     assert config["comments"]["lineComment"] == "#"
     assert ["{", "}"] in config["brackets"] and ["(", ")"] in config["brackets"]
-    script = (VSCODE / "extension.js").read_text(encoding="utf-8")
+    script = (VSCODE / "src" / "extension.js").read_text(encoding="utf-8")
     assert '"lsp"' in script and "vscode-languageclient/node" in script
