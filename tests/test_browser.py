@@ -68,8 +68,11 @@ def open_page(browser: Any, server: Served, takes: str) -> None:
 def top_classes(browser: Any) -> list[tuple[str, float]]:
     """The page's top-5 list, once it has five entries: (class, probability) each."""
     WebDriverWait(browser, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top li")) == 5)
-    items = browser.find_elements(By.CSS_SELECTOR, "#top li")
-    return [(li.get_attribute("data-class"), float(li.get_attribute("data-probability"))) for li in items]
+    # read in one script: the page may redraw the list (a later answer) between two WebDriver calls
+    items = browser.execute_script(
+        "return [...document.querySelectorAll('#top li')].map(li => [li.dataset.class, li.dataset.probability]);"
+    )
+    return [(name, float(probability)) for name, probability in items]
 
 
 def test_an_uploaded_mnist_digit_is_predicted_as_its_label(browser: Any, lenet_page: Served, tmp_path: Path) -> None:

@@ -17,33 +17,11 @@ from hypothesis import strategies as st
 
 from netspec import cli
 from netspec.runtime import compare
+from tests.test_resume import SPEC as RESUME_SPEC
 
 pytestmark = pytest.mark.torch
 
-SPEC = """version 1
-
-network Adder {
-    input [2]
-    dense(16) -> relu
-    dense(1)
-}
-
-dataset pairs {
-    source arithmetic(samples=400, low=0, high=1)
-    batch 32
-    validation 0.2
-}
-
-train {
-    model Adder
-    loss mse
-    optimizer sgd(lr=0.05, momentum=0.9)
-    epochs 2
-    metrics mae
-    seed 1
-    device cpu
-}
-"""
+SPEC = RESUME_SPEC.replace("epochs 3", "epochs 2")  # the tiny adder of the resume tests, 2 epochs
 QUICK = ["--set", "dataset.limit=128", "--quiet"]
 
 
