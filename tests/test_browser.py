@@ -111,6 +111,9 @@ def draw(browser: Any, strokes: list[list[tuple[int, int]]]) -> None:
 def test_a_digit_drawn_on_the_canvas_is_recognised(browser: Any, lenet_page: Served, digit: str) -> None:
     open_page(browser, lenet_page, "image")
     draw(browser, STROKES[digit])
+    # the prediction follows each stroke: wait for the answer to the last one (answers may come out of order)
+    last = "const p = document.getElementById('pad'); return p.dataset.asked && p.dataset.answered === p.dataset.asked;"
+    WebDriverWait(browser, WAIT).until(lambda d: d.execute_script(last))
     top = top_classes(browser)
     assert top[0][0] == digit, top
     seen = browser.execute_script(
