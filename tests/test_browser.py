@@ -75,6 +75,31 @@ def top_classes(browser: Any) -> list[tuple[str, float]]:
     return [(name, float(probability)) for name, probability in items]
 
 
+# the page's fetch, wrapped: each answer's top class in request order; the first answer held back 1.5 s
+LATE_FIRST_ANSWER = """
+const real = window.fetch; let n = 0; window.answers = []; window.lateDelivered = false;
+window.fetch = async (url, options) => {
+  const i = n++, response = await real(url, options);
+  window.answers[i] = (await response.clone().json()).predictions[0].top[0].class;
+  if (i === 0) {
+    await new Promise((r) => setTimeout(r, 1500));
+    setTimeout(() => { window.lateDelivered = true; }, 200);
+  }
+  return response;
+};
+"""
+
+
+def test_a_late_answer_to_an_earlier_stroke_does_not_replace_the_last_one(browser: Any, lenet_page: Served) -> None:
+    open_page(browser, lenet_page, "image")
+    browser.execute_script(LATE_FIRST_ANSWER)
+    draw(browser, STROKES["7"])  # two strokes, two requests; the first one's answer arrives last
+    WebDriverWait(browser, WAIT).until(lambda d: d.execute_script("return window.lateDelivered"))
+    answers = browser.execute_script("return window.answers")
+    assert len(answers) == 2 and answers[0] != "7", answers  # the first stroke alone is not a 7
+    assert top_classes(browser)[0][0] == "7"  # shown: the answer to the whole digit, not the late one
+
+
 def test_an_uploaded_mnist_digit_is_predicted_as_its_label(browser: Any, lenet_page: Served, tmp_path: Path) -> None:
     x, y = mnist_test(2)
     for i in range(2):
