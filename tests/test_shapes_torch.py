@@ -244,6 +244,11 @@ def permute(draw: Draw) -> Case:
 
 
 @st.composite
+def minibatch_stddev(draw: Draw) -> Case:
+    return {"group": draw(st.integers(1, 5))}, shape(draw, range(1, 5), hi=5)
+
+
+@st.composite
 def upsample(draw: Draw) -> Case:
     x = shape(draw, range(1, 5), hi=5, usual=draw(st.integers(2, 3)))
     fits = {2: ["nearest", "linear"], 3: ["nearest", "bilinear"]}.get(len(x), ["nearest"])
@@ -293,6 +298,7 @@ CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "pool": sequence_pool,
     "permute": permute,
     "upsample": upsample,
+    "minibatch_stddev": minibatch_stddev,
     "relu": any_shape,
     "leaky_relu": _floats("negative_slope", 0, 1),
     "gelu": gelu,
@@ -511,3 +517,19 @@ def test_positional_embedding_adds_one_vector_per_position() -> None:
     assert torch.equal(SequencePool("last")(x), x[:, -1])
     assert torch.equal(SequencePool()(x), x.mean(1))
     assert Permute((1, 0))(x).shape == (BATCH, 3, 4)
+
+
+def test_minibatch_stddev_appends_each_group_spread() -> None:
+    """ProGAN's statistic by hand: samples i, i + 2, i + 4, i + 6 of a batch of 8 form group i."""
+    from netspec.verbatim.modules import MinibatchStddev
+
+    x = torch.randn(8, 2, 3, 3)
+    out = MinibatchStddev(group=4)(x)
+    assert out.shape == (8, 3, 3, 3) and torch.equal(out[:, :2], x)
+    for i in range(2):
+        spread = (x[i::2].var(dim=0, correction=0) + 1e-8).sqrt().mean()
+        for sample in range(i, 8, 2):
+            assert torch.allclose(out[sample, 2], spread.expand(3, 3))
+    alike = torch.ones(8, 2, 3, 3)  # a batch of identical samples shows (almost) no spread
+    assert MinibatchStddev()(alike)[:, 2].max() < 1e-3
+    assert MinibatchStddev(group=4)(torch.randn(6, 5)).shape == (6, 6)  # groups of 2: gcd(6, 4)

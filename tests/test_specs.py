@@ -382,6 +382,7 @@ def test_registry_has_the_canonical_names() -> None:
             "dropout",
             "batchnorm",
             "layernorm",
+            "minibatch_stddev",
             "embedding",
             "rnn",
             "lstm",

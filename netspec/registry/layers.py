@@ -479,6 +479,26 @@ class BatchNorm(Layer):
 
 
 @LAYERS.register
+class MinibatchStddev(Layer):
+    """Append one channel that says how much the batch varies (ProGAN's minibatch standard
+    deviation, Karras et al. 2018): the standard deviation of every value over groups of `group`
+    samples, averaged to one number per group. In a discriminator it lets the judge see a batch
+    of fakes that look alike, which pushes the generator to vary its samples (fewer dropped modes)."""
+
+    kind: Literal["minibatch_stddev"] = "minibatch_stddev"
+    group: PosInt = Field(4, description="samples per group (the largest common divisor with the batch size)")
+    positional: ClassVar = ("group",)
+    expects: ClassVar[str] = "[F], [C, L], [C, H, W] or [C, D, H, W]"
+    ranks: ClassVar = (1, 2, 3, 4)
+
+    def output(self, shape: Shape) -> Shape:
+        return (shape[0] + 1, *shape[1:])
+
+    def torch_modules(self, shape: Shape) -> list[TorchModule]:
+        return [TorchModule("MinibatchStddev", (), torch_changed(self, group=4))]
+
+
+@LAYERS.register
 class LayerNorm(Layer):
     """Layer normalization over the last dimension (`nn.LayerNorm`)."""
 

@@ -157,6 +157,24 @@ class Permute(nn.Module):
         return x.permute(0, *(d + 1 for d in self.dims))
 
 
+class MinibatchStddev(nn.Module):
+    """Append one channel to [batch, C, ...]: the standard deviation of each value over groups
+    of `group` samples, averaged to one number per group (ProGAN's minibatch stddev)."""
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = math.gcd(len(x), self.group)  # samples i, i + b/n, i + 2b/n, ... form a group
+        groups = x.reshape(n, -1, *x.shape[1:])  # [n, batch / n, C, ...]
+        deviations = groups - groups.mean(dim=0)  # (torch.var's backward is 7x slower on CPU)
+        std = (deviations.square().mean(dim=0) + 1e-8).sqrt()
+        spread = std.flatten(1).mean(dim=1).repeat(n)  # [batch]: its group's value
+        channel = spread.reshape(-1, 1, *[1] * (x.dim() - 2)).expand(-1, 1, *x.shape[2:])
+        return torch.cat([x, channel], dim=1)
+
+
 def init_normal(module: nn.Module, std: float, proj_std: float | None = None) -> nn.Module:
     """GPT-2's initialisation, in place: the weights of the linear and embedding layers
     in `module` ~ N(0, std), their biases zero; an attention's output projection `proj`
