@@ -505,6 +505,7 @@ SPEC_RUNS = {
     "fashion": QUICK,
     "gan": QUICK,
     "fashion_gan": QUICK,
+    "cgan": QUICK,
     "addition": ["train.epochs=2"],
     "addition_tune": ["train.epochs=2"],  # at the defaults of its search expressions
     "shakespeare": ["train.steps=20"],

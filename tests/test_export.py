@@ -38,6 +38,7 @@ RUNS = {  # tiny runs of every spec: the export, not the training, is under test
     "fashion": QUICK,
     "gan": QUICK,
     "fashion_gan": QUICK,
+    "cgan": QUICK,
     "addition": ["train.epochs=1", "dataset.limit=256"],
     "shakespeare": ["train.steps=2"],
     "shakespeare_gpt": ["train.steps=2"],

@@ -582,6 +582,8 @@ def test_a_gan_draws_the_samples_of_netspec_sample(folder: Path, tmp_path: Path)
         too_many = post(server, "/sample", json={"count": 51})
         assert too_many.status_code == 413 and "51 samples in one request; at most 50" in too_many.json()["error"]
         assert post(server, "/sample", json={"count": 2, "format": "gif"}).status_code == 422
+        told = post(server, "/sample", json={"count": 2, "label": 1})
+        assert told.status_code == 422 and "label needs a conditional GAN" in told.json()["error"]
     finally:
         server.stop()
 

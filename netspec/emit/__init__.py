@@ -62,7 +62,7 @@ SCRIPT_NAMES = frozenset(
         "folder_digest", "csv_rows", "csv_target", "TASK_TYPE", "ts_series", "ts_stack", "TRAIN_PATH", "TEST_PATH",
         "_ts_header", "_ts_row",
         "read_ts",  # verbatim/readers.py
-        "LATENT", "D_STEPS", "N_SAMPLES", "SAMPLES_SEED", "sample", "save_samples",  # a GAN's
+        "LATENT", "CLASSES", "D_STEPS", "N_SAMPLES", "SAMPLES_SEED", "sample", "save_samples",  # a GAN's
         "HELD_OUT",
         "dist", "DistributedDataParallel", "RANK", "WORLD_SIZE", "join", "share", "add_up",  # --distributed
     }

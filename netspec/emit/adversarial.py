@@ -20,18 +20,21 @@ def adversarial_context(program: ir.Program, classes: dict[str, str], augments: 
     generator, discriminator = program.network(train.generator), program.network(train.discriminator)
     assert generator is not None and discriminator is not None
     task, loss = train.task, train.loss
-    copies = copied("adversarial", _helpers(train))
+    labels = conditional_classes(program)
+    copies = copied("adversarial", _helpers(train, labels))
     return {
         "train": train,
         "task": task,
         "title": f"a GAN, {generator.name} against {discriminator.name},",
         "evaluates": False,
         "pt_files": ".pt files",  # the weights without safetensors: generator.pt, discriminator.pt
-        "trainer_settings": _settings(task, generator),
+        "trainer_settings": _settings(task, generator, labels),
+        "label_classes": labels,  # a conditional GAN's, appended to both networks' inputs; 0: not conditional
         "generator_class": classes[generator.name],
         "discriminator_class": classes[discriminator.name],
         "sample_shape": generator.output_shape,
         "noise_shape": generator.input_shape,
+        "judged_shape": discriminator.input_shape,
         "image_samples": _images(generator),
         "noise_function": task.noise_function,  # type: ignore[attr-defined]
         "d_loss_call": Call(loss.discriminator_function, [Param("real_score"), Param("fake_score")], _kwargs(loss)),  # type: ignore[attr-defined]
@@ -47,16 +50,19 @@ def adversarial_context(program: ir.Program, classes: dict[str, str], augments: 
     }
 
 
-def _helpers(train: ir.Train) -> set[str]:
+def _helpers(train: ir.Train, classes: int) -> set[str]:
     """The functions of netspec/verbatim/adversarial.py that the training calls."""
     loss = train.loss
     penalty = {"gradient_penalty"} if loss.penalty_weight() else set()  # type: ignore[attr-defined]
-    return {loss.discriminator_function, loss.generator_function, train.task.noise_function} | penalty  # type: ignore[attr-defined]
+    labels = {"with_labels"} if classes else set()
+    return {loss.discriminator_function, loss.generator_function, train.task.noise_function} | penalty | labels  # type: ignore[attr-defined]
 
 
-def _settings(task: Any, generator: ir.Network) -> list[tuple[str, Any, str]]:
+def _settings(task: Any, generator: ir.Network, classes: int) -> list[tuple[str, Any, str]]:
     """The script's GAN constants: (name, value, comment); those of samples.png for images only."""
-    settings = [("LATENT", int(generator.input_shape[0]), "the size of the generator's noise input")]
+    settings = [("LATENT", int(generator.input_shape[0]) - classes, "the size of the generator's noise input")]
+    if classes:
+        settings.append(("CLASSES", classes, "one-hot labels beside the noise and the images (a conditional GAN)"))
     if task.d_steps > 1:
         settings.append(("D_STEPS", task.d_steps, "discriminator steps per generator step"))
     if not _images(generator):
@@ -65,6 +71,12 @@ def _settings(task: Any, generator: ir.Network) -> list[tuple[str, Any, str]]:
         ("N_SAMPLES", task.samples, "drawn from fixed noise at the end, into samples.png"),
         ("SAMPLES_SEED", task.samples_seed, "of that noise, as netspec run draws it"),
     ]
+
+
+def conditional_classes(program: ir.Program) -> int:
+    """A conditional GAN's number of classes, told to both networks; 0 otherwise."""
+    assert program.train is not None and program.dataset is not None
+    return program.train.task.label_classes(program.dataset.source)
 
 
 def _images(generator: ir.Network) -> bool:

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from netspec.registry.base import Op, PosInt, Registry
+from netspec.registry.sources import Source
 
 
 class TrainingTask(Op):
@@ -23,6 +24,18 @@ class TrainingTask(Op):
     title: ClassVar[str] = ""  # what it trains, in words
     # what passes between its networks, for `netspec graph`: (from key, to key, label); "data" is the dataset
     flows: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def label_classes(self, source: Source) -> int:
+        """How many classes its networks are told as one-hot inputs (a conditional GAN's); 0: none."""
+        return 0
+
+    def described(self) -> str:
+        """What it trains, in words, with its settings (`title` is the kind's)."""
+        return self.title
+
+    def edges(self) -> tuple[tuple[str, str, str], ...]:
+        """Its `flows` with its settings: what `netspec graph` draws between its networks."""
+        return self.flows
 
 
 TASKS: Registry[type[TrainingTask]] = Registry("task")
@@ -45,12 +58,18 @@ class Supervised(TrainingTask):
 class Gan(TrainingTask):
     """A generative adversarial network: the `generator` turns noise into samples, the
     `discriminator` scores samples as real (the dataset's) or fake (the generator's); they train
-    in turns, the discriminator `d_steps` times per generator step. Labels are unused."""
+    in turns, the discriminator `d_steps` times per generator step. Labels are unused, unless
+    `conditional=true`: then the generator draws the class it is given."""
 
     kind: Literal["gan"] = "gan"
     noise: Literal["normal", "uniform"] = Field("normal", description="the latent distribution: N(0, 1) or U(-1, 1)")
     d_steps: PosInt = Field(1, description="discriminator steps per generator step (5 for WGAN-GP)")
     samples: PosInt = Field(64, description="generated samples drawn after every epoch, from fixed noise")
+    conditional: bool = Field(
+        False,
+        description="a conditional GAN (Mirza & Osindero 2014): both networks also see each sample's class "
+        "as a one-hot vector, appended to the noise and as extra channels of the samples",
+    )
     networks: ClassVar = ("generator", "discriminator")
     loss_target: ClassVar = ("adversarial",)
     trainer: ClassVar[str] = "adversarial"
@@ -59,6 +78,16 @@ class Gan(TrainingTask):
     title: ClassVar[str] = "a GAN"
     flows: ClassVar = (("generator", "discriminator", "fake samples"), ("data", "discriminator", "real samples"))
     samples_seed: ClassVar[int] = 1_000_003  # of the fixed noise behind the samples, apart from training's
+
+    def label_classes(self, source: Source) -> int:
+        return (source.task().classes or 0) if self.conditional else 0
+
+    def edges(self) -> tuple[tuple[str, str, str], ...]:
+        told = (("data", "generator", "class labels"), ("data", "discriminator", "class labels"))
+        return self.flows + (told if self.conditional else ())
+
+    def described(self) -> str:
+        return "a conditional GAN (both networks are told each sample's class)" if self.conditional else self.title
 
     @property
     def noise_function(self) -> str:

@@ -64,7 +64,8 @@ class GanTrainer:
         train = program.train
         assert train is not None
         self.task, self.loss, self.clip = train.task, train.loss, train.clip_grad
-        self.latent = _latent(program, train)
+        self.latent, self.classes = latent_size(program), classes(program)
+        self.program = program
         self.d_loss = getattr(vadv, train.loss.discriminator_function)  # type: ignore[attr-defined]
         self.g_loss = getattr(vadv, train.loss.generator_function)  # type: ignore[attr-defined]
         self.noise = getattr(vadv, train.task.noise_function)  # type: ignore[attr-defined]
@@ -74,13 +75,15 @@ class GanTrainer:
         """One discriminator step and, every `d_steps`-th batch, one generator step; the
         discriminator's loss, and the generator's added to `state.sums`."""
         g, d, opt = exp.model["generator"], exp.model["discriminator"], exp.optimizer
-        fake = g(self.noise(len(x), self.latent, x.device))
-        d_loss = self.d_loss(d(x), d(fake.detach()), **self.loss.discriminator_args())  # type: ignore[attr-defined]
+        labels = y if self.classes else None  # a conditional GAN draws and judges each sample's class
+        fake = g(generator_input(self.program, len(x), x.device, labels=labels))
+        real, fake_judged = self._judged(x, labels), self._judged(fake.detach(), labels)
+        d_loss = self.d_loss(d(real), d(fake_judged), **self.loss.discriminator_args())  # type: ignore[attr-defined]
         if self.loss.penalty_weight():  # type: ignore[attr-defined]
-            d_loss = d_loss + self.loss.penalty_weight() * vadv.gradient_penalty(d, x, fake.detach())  # type: ignore[attr-defined]
+            d_loss = d_loss + self.loss.penalty_weight() * vadv.gradient_penalty(d, real, fake_judged)  # type: ignore[attr-defined]
         self._update(d, opt.discriminator, d_loss)
         if (state.step + 1) % self.task.d_steps == 0:  # type: ignore[attr-defined]
-            g_loss = self.g_loss(d(fake))
+            g_loss = self.g_loss(d(self._judged(fake, labels)))
             self._update(g, opt.generator, g_loss)
             sums = state.sums
             sums["g_loss"], sums["g_seen"] = (
@@ -88,6 +91,14 @@ class GanTrainer:
                 sums.get("g_seen", 0) + len(x),
             )
         return d_loss.detach()
+
+    def _columns(self) -> str:
+        """What a conditional GAN's grid shows: a column per class."""
+        return f" · column k: class k (0 to {self.classes - 1})" if self.classes else ""
+
+    def _judged(self, samples: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """What the discriminator sees: the samples, with their labels as one-hot channels if conditional."""
+        return samples if labels is None else vadv.with_labels(samples, labels, self.classes)
 
     def _update(self, net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -115,24 +126,54 @@ class GanTrainer:
         was_training = g.training
         g.eval()
         fixed = torch.Generator().manual_seed(self.task.samples_seed)  # type: ignore[attr-defined]
-        z = self.noise(self.task.samples, self.latent, torch.device("cpu"), fixed).to(exp.device)  # type: ignore[attr-defined]
+        z = generator_input(self.program, self.task.samples, exp.device, fixed)  # type: ignore[attr-defined]
         images = undo(g(z).float().cpu(), self.at_eval)
         g.train(was_training)
         return images
 
     def after_epoch(self, out: Path, exp: Any, state: State) -> None:
-        draw(out / "samples" / f"epoch-{state.epoch:03d}.png", self.samples(exp), f"epoch {state.epoch}")
+        picture = out / "samples" / f"epoch-{state.epoch:03d}.png"
+        draw(picture, self.samples(exp), f"epoch {state.epoch}{self._columns()}", self.classes)
 
     def finish(self, out: Path, exp: Any, state: State) -> None:
         """samples.png, and each network's weights on its own."""
-        draw(out / "samples.png", self.samples(exp), f"after {plural(state.epoch, 'epoch')}")
+        title = f"after {plural(state.epoch, 'epoch')}{self._columns()}"
+        draw(out / "samples.png", self.samples(exp), title, self.classes)
         save_weights(out, exp.model)
 
 
-def _latent(program: ir.Program, train: ir.Train) -> int:
-    net = program.network(train.generator)
+def classes(program: ir.Program) -> int:
+    """The classes a conditional GAN appends to its networks' inputs as one-hot values; 0 otherwise."""
+    train, dataset = program.train, program.dataset
+    return train.task.label_classes(dataset.source) if train is not None and dataset is not None else 0
+
+
+def latent_size(program: ir.Program) -> int:
+    """The size of the generator's noise: its input, less a conditional GAN's one-hot label."""
+    assert program.train is not None
+    net = program.network(program.train.generator)
     assert net is not None
-    return int(net.input_shape[0])
+    return int(net.input_shape[0]) - classes(program)
+
+
+def generator_input(
+    program: ir.Program,
+    count: int,
+    device: torch.device,
+    rng: torch.Generator | None = None,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The generator's input for `count` samples: noise of the task's distribution, drawn on the CPU
+    from `rng` (or on `device` from torch's global generator, as in training), and for a conditional
+    GAN each sample's one-hot label (by default the classes in turn: 0, 1, ..., 0, 1, ...)."""
+    assert program.train is not None
+    noise = getattr(vadv, program.train.task.noise_function)  # type: ignore[attr-defined]
+    z = noise(count, latent_size(program), torch.device("cpu") if rng is not None else device, rng).to(device)
+    k = classes(program)
+    if not k:
+        return z
+    wanted = labels if labels is not None else torch.arange(count) % k
+    return vadv.with_labels(z, wanted.to(device), k)
 
 
 def undo(images: torch.Tensor, at_eval: list[Callable[[Any], Any]]) -> torch.Tensor:
@@ -147,7 +188,7 @@ def undo(images: torch.Tensor, at_eval: list[Callable[[Any], Any]]) -> torch.Ten
     return values.clamp(0, 1) if values.dim() == 4 else values  # pixels in [0, 1]; other values as they are
 
 
-def draw(path: Path, images: torch.Tensor, title: str) -> None:
+def draw(path: Path, images: torch.Tensor, title: str, columns: int = 0) -> None:
     """A grid of generated images (nothing for samples that are not images [C, H, W], nor without
     matplotlib, which is optional for running)."""
     if images.dim() != 4:
@@ -157,7 +198,7 @@ def draw(path: Path, images: torch.Tensor, title: str) -> None:
     except ImportError:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    plots.sample_grid(path, images, title)
+    plots.sample_grid(path, images, title, columns or 8)
 
 
 def build(program: ir.Program, device: torch.device) -> tuple[nn.ModuleDict, OptimizerPair]:

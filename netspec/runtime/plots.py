@@ -246,9 +246,10 @@ def image_grid(path: Path, images: torch.Tensor, titles: list[str], colors: list
     _save(fig, path)
 
 
-def sample_grid(path: Path, images: torch.Tensor, heading: str) -> None:
-    """Generated images [N, C, H, W] in [0, 1], as one montage of up to 8 per row (a GAN's samples)."""
-    montage = tile(images)
+def sample_grid(path: Path, images: torch.Tensor, heading: str, columns: int = 8) -> None:
+    """Generated images [N, C, H, W] in [0, 1], as one montage of `columns` per row (a GAN's samples;
+    a conditional GAN's: a column per class)."""
+    montage = tile(images, columns)
     h, w = montage.shape[-2:]
     fig, ax = plt.subplots(figsize=(max(3.0, w / 40), max(3.0, h / 40) + 0.3), layout="constrained")
     ax.imshow((montage[0] if montage.shape[0] == 1 else montage.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)

@@ -27,7 +27,6 @@ from netspec.runtime.loop import RunOptions, pick_device
 from netspec.runtime.predict import read_weights
 from netspec.runtime.rundir import read_vocab, write_atomic
 from netspec.runtime.splits import prepare_data
-from netspec.verbatim import adversarial as vadv
 
 
 @dataclass
@@ -38,6 +37,7 @@ class Request:
     top_k: int | None = None
     seed: int = 0
     count: int = 64
+    label: int | None = None  # a conditional GAN's class for every sample; None: the classes in turn
 
 
 def kind(program: ir.Program) -> str:
@@ -137,16 +137,27 @@ def text(
 # --- images ----------------------------------------------------------------------------------
 
 
+def conditional_classes(program: ir.Program, request: Request) -> int:
+    """A conditional GAN's number of classes (0: not conditional); a UsageError for a `label` it
+    cannot draw."""
+    k = adversarial.classes(program)
+    if request.label is not None and not k:
+        raise UsageError("--label needs a conditional GAN (`task gan(conditional=true)`): this GAN is not told a class")
+    if request.label is not None and request.label >= k:
+        raise UsageError(f"--label must be a class of the dataset, 0 to {k - 1}, not {request.label}")
+    return k
+
+
 @torch.no_grad()
 def images(program: ir.Program, options: RunOptions, weights: Path, request: Request) -> torch.Tensor:
     """`count` generated images [N, C, H, W] in [0, 1] (the normalization undone), from noise drawn with the seed."""
     train = program.train
     assert train is not None
     device = pick_device(options.device or train.device)
-    net, generator = trained_network(program, weights, device)
-    noise = getattr(vadv, train.task.noise_function)  # type: ignore[attr-defined]
+    _, generator = trained_network(program, weights, device)
     g = torch.Generator().manual_seed(request.seed)
-    z = noise(request.count, int(net.input_shape[0]), torch.device("cpu"), g).to(device)
+    labels = None if request.label is None else torch.full((request.count,), request.label)
+    z = adversarial.generator_input(program, request.count, device, g, labels)
     return adversarial.undo(generator(z).float().cpu(), preprocessing(program, options))
 
 
@@ -171,7 +182,7 @@ def _arrays(program: ir.Program, options: RunOptions) -> Any:
     return load(dataset.source, resolve_root(options.data_dir), options.spec_dir, train.seed, options.download)
 
 
-def save_images(path: Path, batch: torch.Tensor, title: str) -> None:
+def save_images(path: Path, batch: torch.Tensor, title: str, columns: int = 8) -> None:
     """A PNG grid, or with `.npy` the float32 array [N, C, H, W] itself."""
     if path.suffix.lower() == ".npy":
         buffer = io.BytesIO()
@@ -184,4 +195,4 @@ def save_images(path: Path, batch: torch.Tensor, title: str) -> None:
         from netspec.runtime import plots
     except ImportError as e:
         raise UsageError(f"writing a PNG needs matplotlib ({e}); pip install matplotlib, or write .npy") from e
-    plots.sample_grid(path, batch, title)
+    plots.sample_grid(path, batch, title, columns)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 
 from netspec.language.files import write_atomic
+from netspec.runtime import adversarial
 from netspec.runtime.adversarial import undo
 from netspec.runtime.rundir import State
 from netspec.runtime.splits import batches
@@ -168,7 +169,7 @@ def _graph_input(exp: Any, x: torch.Tensor | None) -> tuple[Any, Any]:
     model = getattr(model, "_orig_mod", model)  # under torch.compile
     if exp.trainer:
         trainer = exp.trainer
-        noise = trainer.noise(2, trainer.latent, torch.device("cpu"))  # the CPU's generator: forked around this
+        noise = adversarial.generator_input(trainer.program, 2, torch.device("cpu"))  # the CPU's generator: forked
         return model["generator"], noise.to(exp.device)
     return (model, x) if x is not None else (None, None)
 

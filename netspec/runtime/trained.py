@@ -21,6 +21,7 @@ from torch import nn
 from netspec import __version__
 from netspec.ir import nodes as ir
 from netspec.registry.transforms import TRANSFORMS
+from netspec.runtime import adversarial
 from netspec.runtime.data_core import InputError
 from netspec.runtime.loop import RunOptions, pick_device
 from netspec.runtime.rundir import read_interface, read_vocab
@@ -88,8 +89,8 @@ class Trained:
         """A batch of network inputs (after preprocessing): a GAN's noise; the test split's first n when
         the data was loaded; else generated ones of the right shape and dtype."""
         g = torch.Generator().manual_seed(seed)
-        if self.noise is not None:
-            return self.noise(n, self.input_shape[0], torch.device("cpu"), g).to(self.device)
+        if self.noise is not None:  # and a conditional GAN's labels, the classes in turn
+            return adversarial.generator_input(self.program, n, self.device, g)
         if self.test is not None and isinstance(self.test.x, torch.Tensor):
             return self.test.x[:n].to(self.device)
         if self.dtype == "int64":

@@ -70,6 +70,7 @@ class SampleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int = Field(16, ge=1, description="samples to draw (at most /info's limits.max_items)")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="the noise's seed: the same request, the same samples")
+    label: Optional[int] = Field(None, ge=0, description="a conditional GAN's class to draw (default: each in turn)")
     format: Literal["png", "json"] = Field("png", description="a PNG grid (images only), or the arrays as JSON")
 
 
@@ -276,7 +277,7 @@ def _samples(app: FastAPI, service: Service) -> None:
     )
     async def sample(body: SampleRequest) -> Any:
         check_count(body.count, service.limits.max_items, "samples")
-        drawn = await service.running.call(service.model.samples, body.count, body.seed)
+        drawn = await service.running.call(service.model.samples, body.count, body.seed, body.label)
         if body.format == "json":
             return {"samples": drawn.tolist()}
         if drawn.dim() != 4:

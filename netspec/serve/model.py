@@ -26,7 +26,6 @@ from netspec.runtime.loop import binary_probabilities
 from netspec.runtime.sample import Request, continue_text
 from netspec.runtime.trained import Trained
 from netspec.serve.inputs import BadInput, Expect, image_file, item, text_ids
-from netspec.verbatim import adversarial as vadv
 
 TOP = 5  # classes in an answer's `top`
 MAX_LENGTH = 2000  # characters one /generate request may ask for
@@ -127,14 +126,19 @@ class Model:
 
     # --- a GAN's samples ------------------------------------------------------------------------
 
-    def samples(self, count: int, seed: int) -> torch.Tensor:
+    def samples(self, count: int, seed: int, label: int | None = None) -> torch.Tensor:
         """`count` samples drawn from noise seeded with `seed`, the preprocessing undone (images in
-        [0, 1]): those of `netspec sample -n count --seed seed`. Call it in the model thread."""
+        [0, 1]): those of `netspec sample -n count --seed seed [--label label]`. Call it in the model thread."""
         t = self.trained
-        noise = getattr(vadv, t.program.train.task.noise_function)  # type: ignore[union-attr]
-        z = noise(count, t.input_shape[0], torch.device("cpu"), torch.Generator().manual_seed(seed))
+        classes = adversarial.classes(t.program)
+        if label is not None and not classes:
+            raise BadInput(422, "label needs a conditional GAN: this one is not told a class")
+        if label is not None and label >= classes:
+            raise BadInput(422, f"label must be a class of the dataset, 0 to {classes - 1}, not {label}")
+        labels = None if label is None else torch.full((count,), label)
+        z = adversarial.generator_input(t.program, count, t.device, torch.Generator().manual_seed(seed), labels)
         with torch.no_grad():
-            return adversarial.undo(t.module(z.to(t.device)).float().cpu(), self.undo)
+            return adversarial.undo(t.module(z).float().cpu(), self.undo)
 
     # --- /info --------------------------------------------------------------------------------
 

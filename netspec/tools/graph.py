@@ -198,13 +198,15 @@ def _flows(b: _Builder, program: ir.Program, ends: dict[str, tuple[str, str]]) -
     if program.train is None:
         return
     trained = program.train.trained()
-    for tail_key, head_key, label in program.train.task.flows:
+    data: str | None = None  # the dataset's box, drawn once
+    for tail_key, head_key, label in program.train.task.edges():
         head = ends.get(trained.get(head_key, ""))
         if head is None:
             continue
         if tail_key == "data" and program.dataset is not None:
-            tail = b.box(b.diagram.items, None, title="dataset", detail=_data_name(program.dataset), style="data")
-            b.edge(tail, head[0], label, "between")
+            if data is None:
+                data = b.box(b.diagram.items, None, title="dataset", detail=_data_name(program.dataset), style="data")
+            b.edge(data, head[0], label, "between")
         elif tail_key in trained and trained[tail_key] in ends:
             b.edge(ends[trained[tail_key]][1], head[0], label, "between")
 

@@ -96,7 +96,7 @@ def _trained_together(program: ir.Program) -> list[str]:
         return []
     total = sum(net.params for net in map(program.network, trained.values()) if net)
     names = ", ".join(f"{key} {name}" for key, name in trained.items())
-    return [f"Trains {train.task.title}: {names}; {total:,} parameters in all"]
+    return [f"Trains {train.task.described()}: {names}; {total:,} parameters in all"]
 
 
 def _table(net: ir.Network, role: str | None = None) -> str:

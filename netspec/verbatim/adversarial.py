@@ -62,3 +62,12 @@ def normal_noise(n: int, size: int, device: torch.device, generator: torch.Gener
 def uniform_noise(n: int, size: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
     """Latent vectors from U(-1, 1)."""
     return torch.rand(n, size, device=device, generator=generator) * 2 - 1
+
+
+def with_labels(x: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """x with each sample's label appended as one-hot values after its own (the first
+    axis after the batch): noise [n, latent] -> [n, latent + classes], images
+    [n, C, H, W] -> [n, C + classes, H, W] (a conditional GAN's inputs)."""
+    onehot = F.one_hot(labels, classes).to(x.dtype)
+    onehot = onehot.reshape(*onehot.shape, *[1] * (x.dim() - 2))
+    return torch.cat([x, onehot.expand(-1, -1, *x.shape[2:])], dim=1)

@@ -80,35 +80,69 @@ def _adversarial(module: st.Module, ctx: CheckContext, train: ir.Train, task: Ta
         _failed_network(module, ctx, train.discriminator or "", sample)
     if g is None or d is None:
         return
-    if len(g.input_shape) != 1:
-        ctx.report(
-            "NS041",
-            f"the generator `{g.name}` takes noise vectors [latent], but its input is {fmt_shape(g.input_shape)}",
-            ctx.trace.inputs.get(g.name, g.span),
-            "write e.g. `input [64]`",
-        )
-    if sample is not None and d.input_shape != sample:
-        _input_mismatch(ctx, d.name, d.input_shape, sample, ctx.trace.inputs.get(d.name, d.span))
-    elif g.output_shape != d.input_shape:
+    classes = _conditioned(ctx, train, task)
+    if classes is None:
+        return
+    if len(g.input_shape) != 1 or g.input_shape[0] <= classes:
+        _noise_input(ctx, g, classes)
+    judged = d.input_shape if not classes else (d.input_shape[0] - classes, *d.input_shape[1:])
+    if sample is not None and judged != sample:
+        wanted = sample if not classes else (sample[0] + classes, *sample[1:])
+        labelled = not classes and task.classes and d.input_shape == (sample[0] + task.classes, *sample[1:])
+        also = ", or give it the labels: `task gan(conditional=true)`" if labelled else ""
+        _input_mismatch(ctx, d.name, d.input_shape, wanted, ctx.trace.inputs.get(d.name, d.span), classes, also)
+    elif g.output_shape != judged:
         ctx.report(
             "NS041",
             f"the generator `{g.name}` makes samples of shape {fmt_shape(g.output_shape)}, but the discriminator "
-            f"`{d.name}` takes {fmt_shape(d.input_shape)}",
+            f"`{d.name}` takes {fmt_shape(judged)}{' (and the labels)' if classes else ''}",
             g.span,
-            f"make the generator's last layer give {fmt_shape(d.input_shape)}",
+            f"make the generator's last layer give {fmt_shape(judged)}",
         )
     for p in train.loss.check_output(d.output_shape, task, _last_kind(d.steps)):
         ctx.binder.problem(p, train.loss.span or train.span, "NS050" if p.severity == "error" else "NS101")
 
 
-def _input_mismatch(ctx: CheckContext, name: str, declared: Shape, sample: Shape, span: Any) -> None:
-    layout = " (channels first: [C, H, W])" if _channels_last(declared, sample) else ""
+def _conditioned(ctx: CheckContext, train: ir.Train, task: Task) -> int | None:
+    """The number of classes a conditional GAN appends to its networks' inputs (0: not conditional;
+    None: it cannot be, reported)."""
+    if not getattr(train.task, "conditional", False):
+        return 0
+    if task.target == "class" and task.classes:
+        return task.classes
     ctx.report(
         "NS041",
-        f"network `{name}` takes input {fmt_shape(declared)}, but the dataset "
-        f"gives samples of shape {fmt_shape(sample)}{layout}",
+        "a conditional GAN needs a dataset of labelled classes whose number is known before reading it",
+        train.task.span or train.span,
+        "use an image source with classes (mnist, fashion_mnist, cifar10), or remove `conditional=true`",
+    )
+    return None
+
+
+def _noise_input(ctx: CheckContext, g: ir.Network, classes: int) -> None:
+    if classes:
+        message = f"the generator `{g.name}` takes noise and a one-hot label [latent + {classes}]"
+        hint = f"write e.g. `input [64 + {classes}]`: 64 noise values and the {classes} classes"
+    else:
+        message, hint = f"the generator `{g.name}` takes noise vectors [latent]", "write e.g. `input [64]`"
+    ctx.report(
+        "NS041", f"{message}, but its input is {fmt_shape(g.input_shape)}", ctx.trace.inputs.get(g.name, g.span), hint
+    )
+
+
+def _input_mismatch(
+    ctx: CheckContext, name: str, declared: Shape, sample: Shape, span: Any, classes: int = 0, also: str = ""
+) -> None:
+    layout = " (channels first: [C, H, W])" if _channels_last(declared, sample) else ""
+    gives = f"the dataset gives samples of shape {fmt_shape(sample)}{layout}"
+    if classes:  # `sample` holds the label channels too
+        own = fmt_shape((sample[0] - classes, *sample[1:]))
+        gives = f"a conditional GAN's discriminator gets the dataset's samples {own} and {classes} label channels"
+    ctx.report(
+        "NS041",
+        f"network `{name}` takes input {fmt_shape(declared)}, but {gives}",
         span,
-        f"write `input {fmt_shape(sample)}`",
+        f"write `input {fmt_shape(sample)}`{also}",
     )
 
 
