@@ -38,7 +38,6 @@ from netspec.runtime.datasets import resolve_root
 from netspec.runtime.loop import prepare_data
 from netspec.runtime.predict import read_weights
 from netspec.runtime.record import recorded
-from netspec.verbatim import adversarial as vadv
 
 ROOT = Path(__file__).resolve().parent.parent
 GAN_SPEC = ROOT / "specs" / "gan.net"
@@ -67,25 +66,27 @@ def prepared(program: Any) -> Any:
     return arrays, prepare_data(program, arrays, torch.device("cpu"))
 
 
-def generate(run: Path, n: int, seed: int) -> dict[str, torch.Tensor]:
-    """n samples of the run's generator in [0, 1], in eval and in train mode, from the same noise."""
+def generate(run: Path, n: int, seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """n samples of the run's generator in [0, 1], in eval and in train mode, from the same noise (as
+    `netspec sample` draws them); a conditional GAN's asked for the classes in turn, which are returned."""
     program = program_of(run)
-    net = program.network(program.train.generator)
-    generator = build_network(net)
+    generator = build_network(program.network(program.train.generator))
     generator.load_state_dict(read_weights(run / "generator.safetensors"))
-    noise = getattr(vadv, program.train.task.noise_function)  # as `netspec run` draws it
-    z = noise(n, int(net.input_shape[0]), torch.device("cpu"), torch.Generator().manual_seed(seed))
+    z = adversarial.generator_input(program, n, torch.device("cpu"), torch.Generator().manual_seed(seed))
+    classes = adversarial.classes(program)
+    asked = torch.arange(n) % classes if classes else None
     _, data = prepared(program)
     out = {}
     with torch.no_grad():
         for mode, training in (("eval", False), ("train", True)):
             generator.train(training)
             out[mode] = adversarial.undo(generator(z), data.at_eval)
-    return out
+    return out, asked
 
 
-def scorer(run: Path) -> tuple[Any, list[Any], torch.Tensor, list[str]]:
-    """The classifier of a run, its preprocessing, its dataset's test images in [0, 1], class names."""
+def scorer(run: Path) -> tuple[Any, list[Any], torch.Tensor, torch.Tensor, list[str]]:
+    """The classifier of a run, its preprocessing, its dataset's test images in [0, 1] and their
+    labels, class names."""
     program = program_of(run)
     model = build_network(program.network(program.train.model))
     model.load_state_dict(read_weights(run / "model.safetensors"))
@@ -93,19 +94,23 @@ def scorer(run: Path) -> tuple[Any, list[Any], torch.Tensor, list[str]]:
     arrays, data = prepared(program)
     real = torch.from_numpy(arrays.x_test).float() / 255
     names = arrays.classes or [str(k) for k in range(10)]
-    return model, data.at_eval, real, names
+    return model, data.at_eval, real, torch.from_numpy(arrays.y_test).long(), names
 
 
 @torch.no_grad()
-def score(model: Any, at_eval: list[Any], images: torch.Tensor, classes: int) -> tuple[float, torch.Tensor]:
-    """Mean top-class probability and the share of each predicted class."""
+def score(
+    model: Any, at_eval: list[Any], images: torch.Tensor, classes: int, asked: torch.Tensor | None
+) -> tuple[float, torch.Tensor, float | None]:
+    """Mean top-class probability, the share of each predicted class, and the share predicted as the
+    class asked for (a conditional GAN's samples and the real images with their labels; else None)."""
     x = images
     for fn in at_eval:
         x = fn(x)
     probs = torch.softmax(model(x), dim=1)
     top, pred = probs.max(dim=1)
     shares = torch.bincount(pred, minlength=classes).float() / len(pred)
-    return float(top.mean()), shares
+    agreement = None if asked is None else float((pred == asked).float().mean())
+    return float(top.mean()), shares, agreement
 
 
 def main() -> None:
@@ -128,12 +133,13 @@ def main() -> None:
         if gan is None:
             gan = args.out or Path(tmp) / "gan"
             wall = train(args.spec, gan)
-        model, at_eval, real, names = scorer(classifier)
-        fakes = generate(gan, args.samples, args.seed)
+        model, at_eval, real, labels, names = scorer(classifier)
+        fakes, asked = generate(gan, args.samples, args.seed)
+        real_labels = labels[: args.samples] if asked is not None else None
         rows = {
-            "real test images (baseline)": score(model, at_eval, real[: args.samples], len(names)),
-            "generator, eval mode (netspec run)": score(model, at_eval, fakes["eval"], len(names)),
-            "generator, train-mode batchnorm": score(model, at_eval, fakes["train"], len(names)),
+            "real test images (baseline)": score(model, at_eval, real[: args.samples], len(names), real_labels),
+            "generator, eval mode (netspec run)": score(model, at_eval, fakes["eval"], len(names), asked),
+            "generator, train-mode batchnorm": score(model, at_eval, fakes["train"], len(names), asked),
         }
         seconds = sum(float(r.split(",")[-1]) for r in (gan / "metrics.csv").read_text().splitlines()[1:])
         epochs = len((gan / "metrics.csv").read_text().splitlines()) - 1
@@ -143,7 +149,7 @@ def main() -> None:
 def report(
     args: argparse.Namespace,
     gan: Path,
-    rows: dict[str, tuple[float, torch.Tensor]],
+    rows: dict[str, tuple[float, torch.Tensor, float | None]],
     names: list[str],
     epochs: int,
     seconds: float,
@@ -152,18 +158,26 @@ def report(
     spent = f"{seconds:.0f} s training" + (f", {wall:.0f} s wall" if wall is not None else f" (run {gan})")
     print(f"{args.samples} samples per row, {epochs} epoch(s), {spent}, torch threads {torch.get_num_threads()}")
     base = rows["real test images (baseline)"][0]
-    print(f"{'':36}{'confidence':>11}{'ratio':>7}{'min share':>10}  " + "".join(f"{n[:5]:>6}" for n in names))
-    for label, (conf, shares) in rows.items():
+    conditional = rows["real test images (baseline)"][2] is not None
+    asked = f"{'as asked':>9}" if conditional else ""
+    header = f"{'':36}{'confidence':>11}{'ratio':>7}{'min share':>10}{asked}  "
+    print(header + "".join(f"{n[:5]:>6}" for n in names))
+    for label, (conf, shares, agreement) in rows.items():
         cells = "".join(f"{100 * s:5.1f}%" for s in shares.tolist())
-        print(f"{label:36}{conf:11.3f}{conf / base:6.2f}x{100 * float(shares.min()):9.1f}%  {cells}")
-    conf, shares = rows["generator, eval mode (netspec run)"]
+        agreed = f"{100 * agreement:8.1f}%" if agreement is not None else ""
+        print(f"{label:36}{conf:11.3f}{conf / base:6.2f}x{100 * float(shares.min()):9.1f}%{agreed}  {cells}")
+    if conditional:
+        print(
+            "as asked: the share the classifier reads as the class the generator was told (real images: their labels)"
+        )
+    conf, shares, _ = rows["generator, eval mode (netspec run)"]
     met = conf >= GOAL_CONFIDENCE and float(shares.min()) >= GOAL_SHARE
     print(f"goal (confidence >= {GOAL_CONFIDENCE}, every class >= {GOAL_SHARE:.0%}): {'met' if met else 'not met'}")
     print(
         json.dumps(
             {
-                label: {"confidence": conf, "shares": [round(s, 4) for s in shares.tolist()]}
-                for label, (conf, shares) in rows.items()
+                label: {"confidence": conf, "shares": [round(s, 4) for s in shares.tolist()], "as_asked": agreement}
+                for label, (conf, shares, agreement) in rows.items()
             }
             | {"train_seconds": seconds, "wall_seconds": wall}
         )
