@@ -18,9 +18,11 @@ if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     signal.signal(signal.SIGINT, _stop)
 try:
     from netspec.cli import main
+
+    code = main()  # a signal before main installs its own handlers still lands here
 except BaseException:
     if _received:
         sys.exit(128 + _received[-1])
     raise
 
-sys.exit(main())
+sys.exit(code)

@@ -372,6 +372,28 @@ def test_a_signal_during_start_up_exits_quietly(tmp_path: Path, signum: int, cod
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
 
 
+def test_a_signal_between_the_imports_and_mains_own_handlers_exits_quietly(tmp_path: Path) -> None:
+    """The window that made the start-up test fail once under load: `python -m netspec` has imported
+    main, main has not yet installed its handlers; SIGTERM there is 143 without a traceback."""
+    driver = textwrap.dedent(
+        """
+        import os, runpy, signal, sys, time
+        import netspec.cli
+
+        def main(argv=None):  # the signal comes before main's own `watching()`
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            return 0
+
+        netspec.cli.main = main
+        sys.argv = ["netspec", "check", "x.net"]
+        runpy.run_module("netspec", run_name="__main__")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_signal_that_a_library_turns_into_its_own_error_still_exits_quietly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
