@@ -1220,6 +1220,16 @@ def test_gans_train_to_the_numbers_of_netspec_run(case: str, data: Path, tmp_pat
 
 
 @pytest.mark.torch
+def test_a_conditional_wgan_gp_script_trains_to_the_numbers_of_netspec_run(tmp_path: Path) -> None:
+    """The gradient penalty of a conditional GAN interpolates the labelled inputs, in both."""
+    if not DATA:
+        pytest.skip("needs NETSPEC_DATA")
+    overrides = ["train.loss=wgan_gp", "train.epochs=1", "dataset.limit=256"]
+    equivalence(ROOT / "specs" / "cgan.net", overrides, DATA, tmp_path)
+    assert "gradient_penalty(discriminator, real_in, fake_in)" in (tmp_path / "cgan.py").read_text()
+
+
+@pytest.mark.torch
 def test_a_resumed_gan_script_run_ends_where_an_uninterrupted_one_does(data: Path, tmp_path: Path) -> None:
     """d_steps=2 over 5 batches an epoch: the generator's steps follow the run's step count across the resume."""
     spec = tmp_path / "gan.net"
