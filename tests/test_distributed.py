@@ -5,6 +5,7 @@ killed process stop every process with a message, leaving a run directory that r
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 from netspec import cli  # noqa: E402
 from netspec.language.diagnostics import UsageError  # noqa: E402
-from netspec.runtime import distributed  # noqa: E402
+from netspec.runtime import distributed, interrupts  # noqa: E402
 from tests.test_resume import rows, weights  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -400,3 +401,28 @@ def test_what_data_parallel_training_refuses() -> None:
         distributed.shard(group, model, object(), sync_batchnorm=False)
     alone = distributed.Group(distributed.World(), torch.device("cpu"))
     assert distributed.shard(alone, model, None, sync_batchnorm=True) == (model, None)
+
+
+def test_a_signal_after_the_steps_all_reduce_waits_for_the_next_one(tmp_path: Path) -> None:
+    """The CI failure of the Ctrl-C test: a process whose signal came between its step's all-reduce and
+    the check after the step stopped alone, and the others waited in the next gradient all-reduce
+    until torchrun killed them, silently. A process now stops only where all agreed to: the signal
+    goes into the next all-reduce, and every process stops after that step."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    group = distributed.Group(distributed.World(0, 1, 0), torch.device("cpu"), "gloo")
+    shard = distributed.Shard(group, torch.nn.Linear(2, 1))
+    try:
+        with interrupts.deferred():
+            assert shard.mean(torch.tensor(0.5)) == 0.5 and shard.agreed == 0
+            os.kill(os.getpid(), signal.SIGINT)  # after this step's all-reduce
+            shard.check()  # the other processes cannot know of it yet: no stop here
+            shard.mean(torch.tensor(0.5))  # the next step's all-reduce carries it
+            with pytest.raises(interrupts.Interrupted) as stopped:
+                shard.check()
+            assert stopped.value.signum == signal.SIGINT and interrupts.pending() == 0
+    finally:
+        del shard
+        gc.collect()
+        dist.destroy_process_group()

@@ -189,6 +189,7 @@ class Shard:
         self.device, self.backend = group.device, group.backend
         ids = [group.device.index] if group.device.type == "cuda" else None
         self.model = _collective(lambda: DistributedDataParallel(model, device_ids=ids))
+        self.agreed = 0  # the signal that every process saw in the last step's all-reduce (0: none)
         if self.rank:  # dropout draws differ between processes, the same for the same seed and rank
             torch.manual_seed(int(torch.randint(0, 2**62, ())) + self.rank)
 
@@ -221,15 +222,20 @@ class Shard:
 
     def mean(self, loss: torch.Tensor) -> float:
         """The global batch's mean loss, from every process's weighed loss; a signal that any process
-        got is then pending in all of them, so that they stop after this same step."""
+        had by then is `agreed` in all of them, so that they stop after this same step (`check`)."""
         signum = interrupts.pending()
         flags = torch.tensor([float(signum > 0), float(signum)], dtype=torch.float64, device=loss.device)
         values = torch.cat([loss.detach().double().reshape(1), flags])
         _collective(lambda: _dist().all_reduce(values))
         total, asked, signals = values.tolist()
-        if asked and not signum:
-            interrupts.request(round(signals / asked))
+        self.agreed = round(signals / asked) if asked else 0
         return float(total / self.size)
+
+    def check(self) -> None:
+        """Stop here if every process agreed to in the last all-reduce. A signal that came after it
+        waits for the next one: a process that stopped on its own would leave the others waiting in
+        the next step's gradient all-reduce (until torchrun killed them, silently)."""
+        interrupts.stop_agreed(self.agreed)
 
     def augment(self, x: torch.Tensor, augment: Sequence[Callable[..., torch.Tensor]], g: Any, n: int) -> torch.Tensor:
         """Augment this part as one process augments the whole batch of n: random numbers are drawn

@@ -44,10 +44,12 @@ def pending() -> int:
     return _pending[0] if _pending else 0
 
 
-def request(signum: int) -> None:
-    """Make the next `check()` raise as if `signum` had come: another process of the run got it."""
-    if not _pending:
-        _pending.append(signum)
+def stop_agreed(signum: int) -> None:
+    """Raise Interrupted for the signal that every process of a data-parallel run agreed on (0: none);
+    the signal is then handled, as by `check()`."""
+    if signum:
+        _pending.clear()
+        raise Interrupted(signum)
 
 
 def _note(signum: int, frame: Any) -> None:

@@ -243,7 +243,7 @@ def train_epoch(exp: Experiment, g: torch.Generator, state: State, on_step: Call
         total, seen = total + value * n, seen + n
         state.batch, state.total, state.seen = state.batch + 1, total, seen
         on_step(n, value)
-        interrupts.check()  # Ctrl-C or SIGTERM: stop here, between two steps
+        _check(exp)  # Ctrl-C or SIGTERM: stop here, between two steps
     state.batch, state.total, state.seen = 0, 0.0, 0
     return total / max(1, seen)
 
@@ -348,6 +348,14 @@ def _check_finite(exp: Experiment, state: State, row: dict[str, float]) -> None:
         raise TrainingError(f"the weights became infinite or nan {where}")
 
 
+def _check(exp: Experiment) -> None:
+    """Stop here on Ctrl-C or SIGTERM: one process at once, a data-parallel run where all agreed."""
+    if exp.shard:
+        exp.shard.check()
+    else:
+        interrupts.check()
+
+
 def fit(
     exp: Experiment,
     state: State,
@@ -361,7 +369,7 @@ def fit(
     train = exp.program.train
     assert train is not None
     while state.epoch < exp.epochs and not state.stopped_early:
-        interrupts.check()
+        _check(exp)
         if train.steps and state.step >= train.steps:
             break
         row = _epoch(exp, state, g, out, progress)
@@ -453,7 +461,7 @@ def _run(program: ir.Program, options: RunOptions, group: distributed.Group) -> 
         started = time.perf_counter()
         with interrupts.deferred(), tracking.session(mine, exp, state, options) as exp.tracker:
             state = fit(exp, state, g, mine, console.Progress(quiet, options.log), options.on_epoch)
-            interrupts.check()
+            _check(exp)
             return finish(mine, exp, state, time.perf_counter() - started, options)
 
 
