@@ -190,6 +190,8 @@ def test_the_checker_says_what_a_conditional_gan_takes() -> None:
         "13:network `D` takes input [11, 28, 28], but the dataset gives samples of shape [1, 28, 28] "
         "| write `input [1, 28, 28]`, or give it the labels: `task gan(conditional=true)`"
     ]
+    misspelt = conditional.replace("conditional=true", "conditonal=true")  # only the typo: no shape error
+    assert diagnostics(misspelt) == ["26:task `gan` has no argument `conditonal` | did you mean `conditional`?"]
     unlabelled = conditional.replace("source mnist", 'source npz("x.npz")')
     assert diagnostics(unlabelled) == [
         "26:a conditional GAN needs a dataset of labelled classes whose number is known before reading it "
