@@ -64,11 +64,9 @@ class GanTrainer:
         train = program.train
         assert train is not None
         self.task, self.loss, self.clip = train.task, train.loss, train.clip_grad
-        self.latent, self.classes = latent_size(program), classes(program)
-        self.program = program
+        self.program, self.classes = program, classes(program)
         self.d_loss = getattr(vadv, train.loss.discriminator_function)  # type: ignore[attr-defined]
         self.g_loss = getattr(vadv, train.loss.generator_function)  # type: ignore[attr-defined]
-        self.noise = getattr(vadv, train.task.noise_function)  # type: ignore[attr-defined]
         self.at_eval = at_eval
 
     def step(self, exp: Any, state: State, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
