@@ -120,6 +120,10 @@ def test_the_samples_have_a_column_per_class_and_sample_draws_the_asked_one(tmp_
     capsys.readouterr()
     assert cli.main(["sample", str(out), "--label", "10", "-o", str(tmp_path / "x.png")]) == 2
     assert "--label must be a class of the dataset, 0 to 9, not 10" in capsys.readouterr().err
+    assert cli.main(["sample", str(out), "--label", "-1", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--label must be a class number, 0 or more, not -1" in capsys.readouterr().err
+    assert cli.main(["summary", spec(tmp_path)]) == 0
+    assert "Trains a conditional GAN (both networks are told each sample's class)" in capsys.readouterr().out
 
 
 def test_the_prediction_service_draws_the_asked_class_as_sample_does(tmp_path: Path) -> None:

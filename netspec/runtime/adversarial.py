@@ -146,6 +146,16 @@ def classes(program: ir.Program) -> int:
     return train.task.label_classes(dataset.source) if train is not None and dataset is not None else 0
 
 
+def label_problem(program: ir.Program, label: int | None) -> str | None:
+    """Why `label` cannot be asked of this GAN's generator (`netspec sample --label`, POST /sample), or None."""
+    k = classes(program)
+    if label is not None and not k:
+        return "label needs a conditional GAN (`task gan(conditional=true)`): this GAN is not told a class"
+    if label is not None and label >= k:
+        return f"label must be a class of the dataset, 0 to {k - 1}, not {label}"
+    return None
+
+
 def latent_size(program: ir.Program) -> int:
     """The size of the generator's noise: its input, less a conditional GAN's one-hot label."""
     assert program.train is not None

@@ -140,12 +140,10 @@ def text(
 def conditional_classes(program: ir.Program, request: Request) -> int:
     """A conditional GAN's number of classes (0: not conditional); a UsageError for a `label` it
     cannot draw."""
-    k = adversarial.classes(program)
-    if request.label is not None and not k:
-        raise UsageError("--label needs a conditional GAN (`task gan(conditional=true)`): this GAN is not told a class")
-    if request.label is not None and request.label >= k:
-        raise UsageError(f"--label must be a class of the dataset, 0 to {k - 1}, not {request.label}")
-    return k
+    problem = adversarial.label_problem(program, request.label)
+    if problem:
+        raise UsageError(f"--{problem}")
+    return adversarial.classes(program)
 
 
 @torch.no_grad()

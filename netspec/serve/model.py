@@ -130,11 +130,9 @@ class Model:
         """`count` samples drawn from noise seeded with `seed`, the preprocessing undone (images in
         [0, 1]): those of `netspec sample -n count --seed seed [--label label]`. Call it in the model thread."""
         t = self.trained
-        classes = adversarial.classes(t.program)
-        if label is not None and not classes:
-            raise BadInput(422, "label needs a conditional GAN: this one is not told a class")
-        if label is not None and label >= classes:
-            raise BadInput(422, f"label must be a class of the dataset, 0 to {classes - 1}, not {label}")
+        problem = adversarial.label_problem(t.program, label)
+        if problem:
+            raise BadInput(422, problem)
         labels = None if label is None else torch.full((count,), label)
         z = adversarial.generator_input(t.program, count, t.device, torch.Generator().manual_seed(seed), labels)
         with torch.no_grad():
